@@ -1,0 +1,77 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "cimnbd",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "cimnbd", targets: ["cimnbd"]),
+        .library(name: "CimFS", targets: ["CimFS"]),
+        .library(name: "VolumeSynth", targets: ["VolumeSynth"]),
+        .library(name: "NBDServer", targets: ["NBDServer"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.70.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+    ],
+    targets: [
+        // Bottom layer: the CIM format (reader and writer). Depends on no other module of ours.
+        .target(
+            name: "CimFS",
+            dependencies: [
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        // The `Volume` interface and the filesystem synthesizers (ext4 now).
+        .target(
+            name: "VolumeSynth",
+            dependencies: ["CimFS"]
+        ),
+        // The NBD protocol server, on SwiftNIO.
+        .target(
+            name: "NBDServer",
+            dependencies: [
+                "VolumeSynth",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Kernel attach through netlink / ioctl.
+        .target(
+            name: "NBDKernel",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Mount table, control API, state.
+        .target(
+            name: "MountService",
+            dependencies: [
+                "CimFS", "VolumeSynth", "NBDServer", "NBDKernel",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "cimnbd",
+            dependencies: [
+                "CimFS", "VolumeSynth", "NBDServer", "NBDKernel", "MountService",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(name: "CimFSTests", dependencies: ["CimFS", .product(name: "Crypto", package: "swift-crypto")]),
+        .testTarget(name: "VolumeSynthTests", dependencies: ["VolumeSynth", "CimFS"]),
+        .testTarget(name: "NBDServerTests", dependencies: ["NBDServer", "VolumeSynth", "CimFS"]),
+        .testTarget(name: "NBDKernelTests", dependencies: ["NBDKernel"]),
+        .testTarget(name: "MountServiceTests", dependencies: ["MountService"]),
+    ]
+)

@@ -1,0 +1,110 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// One open file of an image (a region file, usually), read with `pread`.
+///
+/// The file stays open for the life of the object, so the bytes served come
+/// from the inode that was opened even if the name is replaced. The identity
+/// recorded at open time (device, inode, size, mtime) can be re-checked with
+/// ``checkUnchanged()``: a changed or truncated file must make reads fail
+/// rather than serve mixed bytes.
+public final class RegionFile: @unchecked Sendable, CustomStringConvertible {
+    /// The path the file was opened by.
+    public let path: String
+    /// The open descriptor. Valid until the object is deinitialized.
+    public let fileDescriptor: Int32
+    /// The size in bytes at open time.
+    public let size: UInt64
+    private let device: UInt64
+    private let inode: UInt64
+    private let modificationSeconds: Int
+    private let modificationNanoseconds: Int
+
+    /// Opens `path` read-only.
+    public init(path: String) throws {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 {
+            let code = errno
+            if code == ENOENT { throw CimError.missingFile(path: path) }
+            if code == EACCES || code == EPERM { throw CimError.accessDenied(path: path) }
+            throw CimError.io(path: path, offset: 0, errno: code, what: "open")
+        }
+        var st = stat()
+        if fstat(fd, &st) != 0 {
+            let code = errno
+            close(fd)
+            throw CimError.io(path: path, offset: 0, errno: code, what: "fstat")
+        }
+        if (st.st_mode & S_IFMT) != S_IFREG {
+            close(fd)
+            throw CimError.notARegularFile(path: path)
+        }
+        self.path = path
+        self.fileDescriptor = fd
+        self.size = UInt64(max(0, st.st_size))
+        self.device = UInt64(st.st_dev)
+        self.inode = UInt64(st.st_ino)
+        self.modificationSeconds = Int(st.st_mtim.tv_sec)
+        self.modificationNanoseconds = Int(st.st_mtim.tv_nsec)
+    }
+
+    deinit { close(fileDescriptor) }
+
+    public var description: String { path }
+
+    /// Reads exactly `buffer.count` bytes at `offset`; a short file is an error.
+    public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws {
+        guard buffer.count > 0 else { return }
+        guard offset <= size, UInt64(buffer.count) <= size - offset else {
+            throw CimError.outOfBounds(path: path, offset: offset, length: UInt64(buffer.count), fileSize: size, what: "read")
+        }
+        var done = 0
+        while done < buffer.count {
+            guard let base = buffer.baseAddress else { return }
+            let n = pread(fileDescriptor, base + done, buffer.count - done, off_t(offset) + off_t(done))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw CimError.io(path: path, offset: offset + UInt64(done), errno: errno, what: "read")
+            }
+            if n == 0 {
+                throw CimError.truncated(path: path, offset: offset + UInt64(done), expected: UInt64(buffer.count - done))
+            }
+            done += n
+        }
+    }
+
+    /// Reads `length` bytes at `offset` into a new array.
+    public func read(at offset: UInt64, length: Int) throws -> [UInt8] {
+        guard length >= 0 else { throw CimError.outOfBounds(path: path, offset: offset, length: 0, fileSize: size, what: "read") }
+        return try [UInt8](unsafeUninitializedCapacity: length) { buffer, initialized in
+            try read(into: UnsafeMutableRawBufferPointer(buffer), at: offset)
+            initialized = length
+        }
+    }
+
+    /// Throws ``CimError/fileChanged(path:detail:)`` when the file on disk is no
+    /// longer the one that was opened: truncated, grown, rewritten, or replaced.
+    public func checkUnchanged() throws {
+        var st = stat()
+        if fstat(fileDescriptor, &st) != 0 {
+            throw CimError.io(path: path, offset: 0, errno: errno, what: "fstat")
+        }
+        if UInt64(max(0, st.st_size)) != size {
+            throw CimError.fileChanged(path: path, detail: "size changed from \(size) to \(st.st_size) bytes")
+        }
+        if Int(st.st_mtim.tv_sec) != modificationSeconds || Int(st.st_mtim.tv_nsec) != modificationNanoseconds {
+            throw CimError.fileChanged(path: path, detail: "modification time changed")
+        }
+        var byName = stat()
+        if stat(path, &byName) == 0 {
+            if UInt64(byName.st_dev) != device || UInt64(byName.st_ino) != inode {
+                throw CimError.fileChanged(path: path, detail: "the name now refers to another file")
+            }
+        }
+    }
+}

@@ -1,0 +1,1 @@
+// The mount table, control API and state live here (issue 4).

@@ -1,0 +1,1 @@
+// Kernel attach through netlink and ioctl lives here (issue 5).

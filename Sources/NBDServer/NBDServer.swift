@@ -1,0 +1,1 @@
+// The NBD protocol server lives here (issue 4).

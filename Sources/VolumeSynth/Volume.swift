@@ -1,0 +1,98 @@
+import CimFS
+
+/// Where one contiguous piece of a volume's bytes comes from.
+public enum VolumeSegment: Sendable {
+    /// Reads as zeros: a hole, free space or padding.
+    case zeros(length: UInt64)
+    /// Generated metadata (superblock, inode tables, directories...), only
+    /// available through ``Volume/read(into:at:)``.
+    case metadata(length: UInt64)
+    /// File data stored in a file on disk: `length` bytes at `offset` of
+    /// `file`. A server may send these with sendfile/splice.
+    case file(RegionFile, offset: UInt64, length: UInt64)
+
+    /// The number of volume bytes the segment covers.
+    public var length: UInt64 {
+        switch self {
+        case .zeros(let length), .metadata(let length): return length
+        case .file(_, _, let length): return length
+        }
+    }
+}
+
+/// One run of a block-status answer.
+public struct VolumeExtent: Sendable, Equatable {
+    /// Length in bytes.
+    public var length: UInt64
+    /// True when the run reads as zeros and holds no data (NBD: hole + zero).
+    public var isZero: Bool
+
+    public init(length: UInt64, isZero: Bool) {
+        self.length = length
+        self.isZero = isZero
+    }
+}
+
+/// Errors of the volume layer.
+public enum VolumeError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The requested range is not inside the volume.
+    case outOfRange(offset: UInt64, length: UInt64, size: UInt64)
+    /// The backing data could not be read (a region file changed, an I/O error).
+    case io(String)
+    /// The image cannot be represented as this kind of volume.
+    case unrepresentable(String)
+
+    public var description: String {
+        switch self {
+        case .outOfRange(let offset, let length, let size):
+            return "range \(offset)+\(length) is outside the volume (\(size) bytes)"
+        case .io(let message): return "I/O error: \(message)"
+        case .unrepresentable(let message): return message
+        }
+    }
+}
+
+/// A read-only block device image, synthesized on the fly.
+///
+/// Implementations are safe to use from many threads at once.
+public protocol Volume: AnyObject, Sendable {
+    /// Size in bytes (a multiple of 4096).
+    var size: UInt64 { get }
+    /// Short name of the filesystem format, e.g. `"ext4"`.
+    var format: String { get }
+
+    /// Fills `buffer` with the volume bytes `[offset, offset + buffer.count)`.
+    /// Throws ``VolumeError/outOfRange(offset:length:size:)`` for a range that
+    /// is not inside the volume, ``VolumeError/io(_:)`` when backing data fails.
+    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws
+
+    /// Describes where the bytes `[offset, offset + length)` come from, as
+    /// segments in order whose lengths add up to `length`.
+    func segments(offset: UInt64, length: UInt64) throws -> [VolumeSegment]
+}
+
+extension Volume {
+    /// Reads `length` bytes at `offset` into a new array.
+    public func read(offset: UInt64, length: Int) throws -> [UInt8] {
+        try [UInt8](unsafeUninitializedCapacity: length) { buffer, initialized in
+            try read(into: UnsafeMutableRawBufferPointer(buffer), at: offset)
+            initialized = length
+        }
+    }
+
+    /// Which parts of `[offset, offset + length)` hold data and which read as
+    /// zeros, with neighbouring runs of the same kind merged.
+    public func blockStatus(offset: UInt64, length: UInt64) throws -> [VolumeExtent] {
+        var extents: [VolumeExtent] = []
+        for segment in try segments(offset: offset, length: length) where segment.length > 0 {
+            let isZero: Bool
+            if case .zeros = segment { isZero = true } else { isZero = false }
+            if let last = extents.last, last.isZero == isZero {
+                extents[extents.count - 1].length += segment.length
+            } else {
+                extents.append(VolumeExtent(length: segment.length, isZero: isZero))
+            }
+        }
+        return extents
+    }
+}

@@ -1,0 +1,8 @@
+import XCTest
+@testable import CimFS
+
+final class CimFSModuleTests: XCTestCase {
+    func testModuleLinks() throws {
+        XCTAssertTrue(true)
+    }
+}

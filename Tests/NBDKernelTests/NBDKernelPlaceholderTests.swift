@@ -1,0 +1,8 @@
+import XCTest
+@testable import NBDKernel
+
+final class NBDKernelModuleTests: XCTestCase {
+    func testModuleLinks() throws {
+        XCTAssertTrue(true)
+    }
+}

@@ -1,0 +1,8 @@
+import XCTest
+@testable import NBDServer
+
+final class NBDServerModuleTests: XCTestCase {
+    func testModuleLinks() throws {
+        XCTAssertTrue(true)
+    }
+}
