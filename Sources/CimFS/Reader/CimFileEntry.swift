@@ -79,6 +79,12 @@ public struct CimDirectoryEntry: Sendable, Equatable {
     /// The name exactly as stored.
     public var nameUnits: [UInt16]
     public var fileID: CimFileID
+
+    public init(name: String, nameUnits: [UInt16], fileID: CimFileID) {
+        self.name = name
+        self.nameUnits = nameUnits
+        self.fileID = fileID
+    }
 }
 
 /// One alternate data stream of a file.
