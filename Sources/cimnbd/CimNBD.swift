@@ -4,6 +4,21 @@ import ArgumentParser
 struct CimNBD: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cimnbd",
-        abstract: "Serve Windows CIM images as read-only Linux volumes over NBD."
+        abstract: "Serve Windows CIM images as read-only Linux volumes over NBD.",
+        discussion: """
+            cimnbd reads Windows container-layer images (CimFS: NAME.cim plus region_* and
+            objectid_* files), synthesizes a read-only ext4 volume from them on the fly, and
+            exports it over the NBD protocol under the image's volume GUID.
+            """,
+        subcommands: [CimCommand.self]
+    )
+}
+
+/// `cimnbd cim …`: inspect, create and extract CIM images.
+struct CimCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cim",
+        abstract: "Inspect, create and extract CIM images.",
+        subcommands: [CimListCommand.self, CimStatCommand.self, CimCatCommand.self, CimVerifyCommand.self]
     )
 }

@@ -1,8 +1,0 @@
-import XCTest
-@testable import CimFS
-
-final class CimFSModuleTests: XCTestCase {
-    func testModuleLinks() throws {
-        XCTAssertTrue(true)
-    }
-}
