@@ -19,6 +19,6 @@ struct CimCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cim",
         abstract: "Inspect, create and extract CIM images.",
-        subcommands: [CimListCommand.self, CimStatCommand.self, CimCatCommand.self, CimVerifyCommand.self]
+        subcommands: [CimListCommand.self, CimStatCommand.self, CimCatCommand.self, CimVerifyCommand.self, CimCreateCommand.self, CimExtractCommand.self]
     )
 }

@@ -1,0 +1,101 @@
+/// Choices for ``CimWriter/createImage(from:imagePath:options:)``.
+///
+/// The defaults give a compact version-2 image: one metadata region, one
+/// page-aligned data region, a small-data region for files under 4 KiB and
+/// deduplication of identical content.
+public struct CimWriterOptions: Sendable {
+    /// Header major version, 2 or 3. The layout written is the same (the
+    /// differences of version 3 are not published); only the header says 3.
+    public var formatVersion: UInt32 = 2
+    /// Number of page-aligned data regions (≥ 1). New data objects are spread
+    /// over them in turn.
+    public var dataRegions: Int = 1
+    /// Data (file contents and alternate streams) shorter than this many bytes
+    /// goes to the small-data region (region type 2, 8-byte aligned). 0 turns the
+    /// small-data region off.
+    public var smallDataThreshold: UInt64 = 4096
+    /// Store identical objects once (file data by SHA-256 digest, and metadata
+    /// objects such as security descriptors). With a parent image, also reuses
+    /// objects listed in the parent's object-id files.
+    public var deduplicate: Bool = true
+    /// File entry size in bytes: at least 96 and a multiple of 8; bytes past 96 are zero.
+    public var entrySize: Int = 96
+    /// Files to store as PE-image streams, as `/`-separated paths relative to the
+    /// source directory (a leading `/` is ignored).
+    public var peImagePaths: Set<String> = []
+    /// Alternatively, decides per relative path whether a regular file is stored
+    /// as a PE-image stream (in addition to ``peImagePaths``).
+    public var peImagePredicate: (@Sendable (String) -> Bool)? = nil
+    /// Path of a `.cim` file to fork from. It must live in the same directory as
+    /// the new image, whose header then lists the parent's region sets and which
+    /// references the parent's objects instead of storing identical data again.
+    public var parentImagePath: String? = nil
+    /// Called now and then while writing (from the calling thread).
+    public var progress: (@Sendable (CimWriteProgress) -> Void)? = nil
+
+    /// Test hook: fail after the temporary region files exist, to check cleanup.
+    var failAfterCreatingTemporaries = false
+
+    public init() {}
+
+    func isPEImage(_ relativePath: String) -> Bool {
+        if peImagePaths.contains(relativePath) || peImagePaths.contains("/" + relativePath) { return true }
+        return peImagePredicate?(relativePath) ?? false
+    }
+
+    func validate() throws {
+        guard formatVersion == 2 || formatVersion == 3 else {
+            throw CimError.invalidInput("format version \(formatVersion) is not supported: use 2 or 3")
+        }
+        guard dataRegions >= 1, dataRegions <= 1000 else {
+            throw CimError.invalidInput("data region count \(dataRegions) is out of range: use 1 to 1000")
+        }
+        guard entrySize >= CimFormat.fileEntrySize, entrySize % 8 == 0, entrySize <= Int(UInt16.max) else {
+            throw CimError.invalidInput("entry size \(entrySize) is invalid: it must be at least 96, a multiple of 8 and at most 65528")
+        }
+    }
+}
+
+/// Where the writer is, for progress displays.
+public struct CimWriteProgress: Sendable {
+    /// "scan", "write" or "finish".
+    public var phase: String
+    /// Files (FileIDs) handled so far in this phase.
+    public var filesDone: Int
+    /// Files in total (known once the scan is over; 0 during the scan).
+    public var filesTotal: Int
+    /// Bytes of file data read so far.
+    public var bytesDone: UInt64
+}
+
+/// What ``CimWriter/createImage(from:imagePath:options:)`` produced.
+public struct CimWriteSummary: Sendable {
+    /// The `.cim` file written.
+    public var imagePath: String
+    /// The GUID of the image's own region set.
+    public var regionSet: CimGUID
+    /// Region files of the image's own set, in index order (full paths).
+    public var regionFiles: [String]
+    /// Object-id files, in index order (full paths).
+    public var objectIDFiles: [String]
+    /// Regions of parent images referenced by the header.
+    public var parentRegionCount: Int
+    /// Distinct files (FileIDs), directories included.
+    public var fileCount: Int
+    /// Directories among them.
+    public var directoryCount: Int
+    /// Directory entries (hard links count once per name).
+    public var linkCount: Int
+    /// File data bytes (default and alternate streams) the source holds.
+    public var dataBytes: UInt64
+    /// Bytes written to data and small-data regions.
+    public var storedDataBytes: UInt64
+    /// Bytes not written because an identical object was already stored (here or in a parent).
+    public var deduplicatedBytes: UInt64
+    /// Files stored as sparse streams.
+    public var sparseFiles: Int
+    /// Files stored as PE-image streams.
+    public var peImageFiles: Int
+    /// Source entries and xattrs the image cannot hold, one line each.
+    public var skipped: [String]
+}

@@ -1,0 +1,148 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// One file of the source tree: becomes one FileID. Hard links share a record.
+final class WriterFileRecord {
+    enum Kind { case directory, regular, symlink }
+
+    let id: UInt32
+    let kind: Kind
+    let sourcePath: String
+    /// `/`-separated path below the source root ("" for the root).
+    let relativePath: String
+    let stat: WriterStat
+    let parentID: UInt32
+    let xattrs: WriterXattrMapping
+    var symlinkTarget: String?
+    /// Directory entries (directories only), not yet sorted.
+    var children: [(name: [UInt16], id: UInt32)] = []
+
+    init(id: UInt32, kind: Kind, sourcePath: String, relativePath: String, stat: WriterStat, parentID: UInt32, xattrs: WriterXattrMapping) {
+        self.id = id
+        self.kind = kind
+        self.sourcePath = sourcePath
+        self.relativePath = relativePath
+        self.stat = stat
+        self.parentID = parentID
+        self.xattrs = xattrs
+    }
+}
+
+/// The scanned source tree: every record, indexed by FileID - 1.
+///
+/// FileIDs are handed out breadth-first in link-table order, so the root is 1
+/// and a directory's files have neighbouring ids. The first link found of a
+/// hard-linked file names its parent.
+struct WriterSourceTree {
+    private(set) var records: [WriterFileRecord] = []
+    private(set) var skipped: [String] = []
+    var linkCount = 0
+
+    static func scan(_ root: String, progress: ((Int) -> Void)? = nil) throws -> WriterSourceTree {
+        var tree = WriterSourceTree()
+        let rootStat: WriterStat
+        do { rootStat = try WriterLinux.stat(root) } catch CimError.missingFile { throw CimError.missingDirectory(path: root) }
+        guard rootStat.isDirectory else { throw CimError.notADirectory(path: root) }
+        let rootXattrs = try tree.readXattrs(root)
+        tree.records.append(WriterFileRecord(id: 1, kind: .directory, sourcePath: root, relativePath: "", stat: rootStat, parentID: 1, xattrs: rootXattrs))
+        var hardLinks: [[UInt64]: UInt32] = [:]
+        var pathUnits: [UInt32: Int] = [1: 0]  // UTF-16 length of `\a\b` per directory
+        var queueIndex = 0
+        while queueIndex < tree.records.count {
+            let directory = tree.records[queueIndex]
+            queueIndex += 1
+            guard directory.kind == .directory else { continue }
+            var named: [(name: String, units: [UInt16], key: [UInt16])] = []
+            for rawName in try listDirectory(directory.sourcePath) {
+                guard let name = String(validating: rawName, as: UTF8.self) else {
+                    let shown = String(decoding: rawName, as: UTF8.self)
+                    throw CimError.invalidInput("\(WriterPaths.join(directory.sourcePath, shown)): file name is not valid UTF-8")
+                }
+                let units = Array(name.utf16)
+                guard units.count <= CimFormat.maxNameUnits else {
+                    throw CimError.invalidInput("\(WriterPaths.join(directory.sourcePath, name)): name is \(units.count) UTF-16 units long, at most \(CimFormat.maxNameUnits) are allowed")
+                }
+                named.append((name, units, WriterUpcaseTable.upcased(units)))
+            }
+            named.sort { $0.key.lexicographicallyPrecedes($1.key) }
+            for index in named.indices.dropFirst() where named[index].key == named[index - 1].key {
+                throw CimError.invalidInput("\(directory.sourcePath): \"\(named[index - 1].name)\" and \"\(named[index].name)\" differ only in case; CIM names are case-insensitive")
+            }
+            let parentUnits = pathUnits[directory.id] ?? 0
+            for entry in named {
+                let path = WriterPaths.join(directory.sourcePath, entry.name)
+                let relative = directory.relativePath.isEmpty ? entry.name : directory.relativePath + "/" + entry.name
+                let units = parentUnits + 1 + entry.units.count
+                guard units <= CimFormat.maxPathUnits else {
+                    throw CimError.invalidInput("\(path): path is \(units) UTF-16 units long in the image, at most \(CimFormat.maxPathUnits) are allowed")
+                }
+                let stat = try WriterLinux.stat(path)
+                let kind: WriterFileRecord.Kind
+                if stat.isDirectory { kind = .directory } else if stat.isRegular { kind = .regular } else if stat.isSymlink { kind = .symlink } else {
+                    tree.skipped.append("\(path): not a regular file, directory or symlink")
+                    continue
+                }
+                let linkKey = [stat.device, stat.inode]
+                if kind != .directory, stat.linkCount > 1, let existing = hardLinks[linkKey] {
+                    directory.children.append((entry.units, existing))
+                    tree.linkCount += 1
+                    continue
+                }
+                guard tree.records.count < Int(UInt32.max) else { throw CimError.invalidInput("\(path): too many files") }
+                let id = UInt32(tree.records.count + 1)
+                let record = WriterFileRecord(id: id, kind: kind, sourcePath: path, relativePath: relative, stat: stat,
+                                              parentID: directory.id, xattrs: try tree.readXattrs(path))
+                if kind == .symlink { record.symlinkTarget = try readLink(path) }
+                if kind == .directory { pathUnits[id] = units }
+                if kind != .directory, stat.linkCount > 1 { hardLinks[linkKey] = id }
+                tree.records.append(record)
+                directory.children.append((entry.units, id))
+                tree.linkCount += 1
+                progress?(tree.records.count)
+            }
+        }
+        return tree
+    }
+
+    private mutating func readXattrs(_ path: String) throws -> WriterXattrMapping {
+        let mapping = try WriterXattrMapping.read(path)
+        for name in mapping.ignored { skipped.append("\(path): xattr \(name) has no CIM counterpart") }
+        return mapping
+    }
+
+    static func listDirectory(_ path: String) throws -> [[UInt8]] {
+        guard let stream = opendir(path) else {
+            let code = errno
+            if code == EACCES || code == EPERM { throw CimError.accessDenied(path: path) }
+            throw CimError.io(path: path, offset: 0, errno: code, what: "opendir")
+        }
+        defer { closedir(stream) }
+        var names: [[UInt8]] = []
+        while true {
+            errno = 0
+            guard let entry = readdir(stream) else {
+                if errno != 0 { throw CimError.io(path: path, offset: 0, errno: errno, what: "readdir") }
+                break
+            }
+            let name: [UInt8] = withUnsafeBytes(of: &entry.pointee.d_name) { raw in
+                Array(raw.prefix { $0 != 0 })
+            }
+            if name == [0x2E] || name == [0x2E, 0x2E] { continue }
+            names.append(name)
+        }
+        return names
+    }
+
+    static func readLink(_ path: String) throws -> String {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let count = readlink(path, &buffer, buffer.count)
+        guard count >= 0 else { throw CimError.io(path: path, offset: 0, errno: errno, what: "readlink") }
+        guard let target = String(validating: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self) else {
+            throw CimError.invalidInput("\(path): symlink target is not valid UTF-8")
+        }
+        return target
+    }
+}

@@ -1,0 +1,85 @@
+import ArgumentParser
+import CimFS
+
+/// `cimnbd cim create SRC IMAGE`: writes a CIM image from a directory tree.
+struct CimCreateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "create",
+        abstract: "Create a CIM image from a Linux directory tree.",
+        discussion: """
+            Writes IMAGE (a NAME.cim path) and its region_<guid>_<n> and
+            objectid_<guid>_<n> files into IMAGE's directory. Everything is written under temporary names and
+            renamed into place last; on failure nothing is left behind.
+
+            Mapping: directories, regular files (all-hole files become sparse streams),
+            symlinks (IO_REPARSE_TAG_SYMLINK; relative targets keep the relative flag, '/'
+            becomes '\\', an absolute target /x becomes \\??\\C:\\x), hard links (one FileID,
+            several names). mtime → last write, ctime → change, atime → last access, birth
+            time → creation. Xattrs: user.NAME → alternate data stream NAME,
+            trusted.ntfs_acl → security descriptor, trusted.ntfs_attrib → attribute flags,
+            trusted.ntfs_ea → EA buffer, trusted.ntfs_reparse_data → reparse buffer.
+            Deduplication uses SHA-256 truncated to 24 bytes (recorded in objectid files).
+
+            Examples:
+              cimnbd cim create ./rootfs /images/layer.cim
+              cimnbd cim create ./rootfs /images/layer.cim --data-regions 4 \\
+                  --small-data-threshold 0
+              cimnbd cim create ./update /images/child.cim --parent /images/layer.cim
+              cimnbd cim create ./app /images/app.cim --pe-image bin/app.exe \\
+                  --pe-image bin/lib.dll
+            """
+    )
+
+    @Argument(help: "Source directory to store in the image.")
+    var source: String
+
+    @Argument(help: "Path of the NAME.cim file to create (must not exist). Example: /images/layer.cim")
+    var image: String
+
+    @Option(name: .long, help: ArgumentHelp("Fork from this image: it must be in the same directory; identical data is referenced from its regions instead of stored again. Example: --parent /images/base.cim", valueName: "IMAGE"))
+    var parent: String?
+
+    @Option(name: .customLong("format-version"), help: ArgumentHelp("Header major version, 2 or 3. Example: --format-version 3", valueName: "2|3"))
+    var formatVersion: UInt32 = 2
+
+    @Option(name: .customLong("data-regions"), help: ArgumentHelp("Number of page-aligned data region files to spread data over. Example: --data-regions 4", valueName: "N"))
+    var dataRegions: Int = 1
+
+    @Option(name: .customLong("small-data-threshold"), help: ArgumentHelp("Data shorter than this goes to the 8-byte aligned small-data region; 0 disables it. Example: --small-data-threshold 512", valueName: "BYTES"))
+    var smallDataThreshold: UInt64 = 4096
+
+    @Flag(name: .customLong("no-dedup"), help: "Store every file's data even if identical data is already stored.")
+    var noDedup = false
+
+    @Option(name: .customLong("entry-size"), help: ArgumentHelp("File entry size in bytes: at least 96, a multiple of 8. Example: --entry-size 128", valueName: "N"))
+    var entrySize: Int = 96
+
+    @Option(name: .customLong("pe-image"), help: ArgumentHelp("Store this file (path relative to SRC) as a PE-image stream; repeatable. Example: --pe-image bin/app.exe", valueName: "PATH"))
+    var peImages: [String] = []
+
+    func run() throws {
+        try reportingErrors {
+            var options = CimWriterOptions()
+            options.formatVersion = formatVersion
+            options.dataRegions = dataRegions
+            options.smallDataThreshold = smallDataThreshold
+            options.deduplicate = !noDedup
+            options.entrySize = entrySize
+            options.peImagePaths = Set(peImages.map { $0.hasPrefix("/") ? String($0.dropFirst()) : $0 })
+            options.parentImagePath = parent
+            let showProgress = stderrIsTerminal
+            if showProgress {
+                options.progress = { progress in
+                    let total = progress.filesTotal > 0 ? "/\(progress.filesTotal)" : ""
+                    writeStderr("\r\(progress.phase): \(progress.filesDone)\(total) files, \(progress.bytesDone >> 20) MiB read   ")
+                }
+            }
+            let summary = try CimWriter().createImage(from: source, imagePath: image, options: options)
+            if showProgress { writeStderr("\n") }
+            for line in summary.skipped { printError("skipped: " + line) }
+            print("\(summary.imagePath): \(summary.fileCount) files (\(summary.directoryCount) directories), "
+                  + "\(summary.dataBytes) data bytes, \(summary.storedDataBytes) stored, \(summary.deduplicatedBytes) deduplicated, "
+                  + "region set \(summary.regionSet) (\(summary.regionFiles.count) regions)")
+        }
+    }
+}
