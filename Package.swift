@@ -73,6 +73,8 @@ let package = Package(
                 "CimFS", "VolumeSynth", "NBDServer", "NBDKernel", "MountService",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .testTarget(name: "CimFSTests", dependencies: ["CimFS", .product(name: "Crypto", package: "swift-crypto")]),

@@ -29,6 +29,8 @@ public final class MountManager: Sendable {
         var mounted: [String: Mounted] = [:]
         /// Records from the state file that could not be mounted again; kept so nothing is lost.
         var pending: [MountRecord] = []
+        /// GUIDs left out of the state file (e.g. the demo image in a temporary directory).
+        var transient: Set<String> = []
     }
 
     private let state = NIOLockedValueBox(State())
@@ -165,10 +167,17 @@ public final class MountManager: Sendable {
         try save()
     }
 
+    /// Keeps `guid` out of the state file, so it is not restored on the next start.
+    public func dismountOnShutdown(guid text: String) throws {
+        guard let guid = CimGUID(string: text) else { throw MountError.invalidGUID(text: text) }
+        state.withLockedValue { _ = $0.transient.insert(guid.description) }
+        try save()
+    }
+
     private func save() throws {
         guard let store else { return }
         let records = state.withLockedValue { state in
-            state.mounted.values.map(\.record).sorted { $0.guid < $1.guid } + state.pending
+            state.mounted.values.map(\.record).filter { !state.transient.contains($0.guid) }.sorted { $0.guid < $1.guid } + state.pending
         }
         try store.save(records)
     }
