@@ -25,16 +25,10 @@ struct MappingArguments: ParsableArguments {
 }
 
 enum VolumeFactories {
-    /// The ext4 volume of `image`, UUID = the volume GUID, label = image name without `.cim` (16 bytes at most).
+    /// The ext4 volume of `image`; warnings go to stderr, one line each.
     static func ext4(image: CimImage, guid: CimGUID, mapping: MappingOptions) throws -> Ext4Volume {
-        let source = try CimTreeSource(image: image, options: mapping)
-        var label = image.name.hasSuffix(".cim") ? String(image.name.dropLast(4)) : image.name
-        while label.utf8.count > 16 { label.removeLast() }
-        // The root's last write time keeps the volume's bytes a function of the image alone.
-        let root = try image.entry(image.rootID)
-        let created = Timestamp(seconds: max(0, Int64(clamping: root.lastWriteTime / 10_000_000) - 11_644_473_600), nanoseconds: 0)
-        let volume = try Ext4Volume(source: source, options: Ext4Options(volumeUUID: guid.uuidBytes, label: label, creationTime: created))
-        for warning in source.warnings + volume.warnings { printError("warning: \(image.path): \(warning)") }
+        let (volume, warnings) = try CimVolumeBuilder.ext4(image: image, guid: guid, mapping: mapping)
+        for warning in warnings { printError("warning: \(image.path): \(warning)") }
         return volume
     }
 
