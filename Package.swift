@@ -88,6 +88,6 @@ let package = Package(
             ]
         ),
         .testTarget(name: "NBDKernelTests", dependencies: ["NBDKernel"]),
-        .testTarget(name: "MountServiceTests", dependencies: ["MountService"]),
+        .testTarget(name: "MountServiceTests", dependencies: ["MountService", "CimFS", "VolumeSynth", "NBDServer"]),
     ]
 )

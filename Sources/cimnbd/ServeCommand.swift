@@ -34,6 +34,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Control socket for 'cimnbd mount/dismount/list' (mode 0600).", valueName: "PATH"))
     var control: String = ControlClient.defaultPath
 
+    @Option(name: .customLong("control-mode"), help: ArgumentHelp("Octal permission bits of the control socket. A caller that is not root may mount only images it can read. Example: --control-mode 660", valueName: "MODE"))
+    var controlMode: String = "600"
+
     @Option(name: .long, help: ArgumentHelp("State file holding the mount table. Example: --state /var/lib/cimnbd/mounts.json", valueName: "PATH"))
     var state: String = "/var/lib/cimnbd/mounts.json"
 
@@ -58,9 +61,13 @@ struct ServeCommand: AsyncParsableCommand {
             printError("\(error)")
             throw ExitCode(2)
         }
+        guard let mode = UInt32(controlMode, radix: 8), mode <= 0o777 else {
+            printError("--control-mode: \"\(controlMode)\" is not an octal mode such as 600")
+            throw ExitCode(2)
+        }
         let showDemo = !noDemo
         let daemon = CimNBDDaemon(
-            configuration: .init(listen: addresses, unixSockets: socket, controlPath: control, statePath: state),
+            configuration: .init(listen: addresses, unixSockets: socket, controlPath: control, controlMode: mode_t(mode), statePath: state),
             logger: logger, makeVolume: VolumeFactories.daemon,
             onReady: { daemon in
                 guard showDemo, daemon.manager.list().isEmpty else { return }
