@@ -170,7 +170,7 @@ enum Ext4TestSupport {
                 XCTAssertEqual(String(f[9]), "\(a.size)", "size \(path)", file: file, line: line)
                 if let expected = n.expected, a.size <= skipContentAbove {
                     let data = try Data(contentsOf: URL(fileURLWithPath: path))
-                    XCTAssertTrue(data.elementsEqual(expected), "content of \(path) (\(data.count) vs \(expected.count) bytes)", file: file, line: line)
+                    XCTAssertTrue(data == Data(expected), "content of \(path) (\(data.count) vs \(expected.count) bytes)", file: file, line: line)
                 }
             case .symbolicLink:
                 XCTAssertEqual(links, linkCounts[node] ?? 0, "nlink \(path)", file: file, line: line)
