@@ -1,0 +1,138 @@
+import CimFS
+import Foundation
+import XCTest
+@testable import VolumeSynth
+
+final class Ext4ReadTests: XCTestCase {
+    typealias S = Ext4TestSupport
+
+    func makeVolume() throws -> (MemoryTree, Ext4Volume) {
+        let t = try MemoryTree()
+        let d = t.dir(1, "d")
+        for i in 0..<2000 {
+            try t.file(d, "f\(i)", i % 3 == 0 ? [.data([UInt8](repeating: UInt8(i % 256), count: i * 7)), .hole(5000), .data([9])] : [.data([UInt8(i % 256)])])
+        }
+        let x = try t.file(1, "x", [.data([1])])
+        t.setXattrs(x, [ExtendedAttribute(name: "user.big", value: [UInt8](repeating: 3, count: 2000))])
+        try t.finish()
+        return (t, try Ext4Volume(source: t, options: S.options))
+    }
+
+    /// Random offsets and odd sizes give the same bytes as one sequential pass;
+    /// segments tile the range exactly and `.file` segments hold what `read` returns.
+    func testRandomReadsMatchSequential() throws {
+        let (_, volume) = try makeVolume()
+        let whole = try volume.read(offset: 0, length: Int(volume.size))
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<400 {
+            let offset = UInt64.random(in: 0..<volume.size, using: &generator)
+            let length = Int.random(in: 0...min(70_000, Int(volume.size - offset)), using: &generator)
+            let part = try volume.read(offset: offset, length: length)
+            XCTAssertEqual(part[...], whole[Int(offset)..<(Int(offset) + length)], "read \(offset)+\(length)")
+            let segments = try volume.segments(offset: offset, length: UInt64(length))
+            XCTAssertEqual(segments.reduce(UInt64(0)) { $0 + $1.length }, UInt64(length))
+            var p = Int(offset)
+            for s in segments {
+                switch s {
+                case .zeros(let l):
+                    XCTAssertTrue(whole[p..<(p + Int(l))].allSatisfy { $0 == 0 }, "zeros at \(p)")
+                case .file(let f, let o, let l):
+                    XCTAssertEqual(try f.read(at: o, length: Int(l))[...], whole[p..<(p + Int(l))])
+                case .metadata: break
+                }
+                p += Int(s.length)
+            }
+        }
+        XCTAssertThrowsError(try volume.segments(offset: volume.size, length: 1))
+        XCTAssertThrowsError(try volume.read(offset: volume.size - 10, length: 11))
+        XCTAssertEqual(volume.format, "ext4")
+        XCTAssertEqual(volume.size % 4096, 0)
+    }
+
+    /// Many threads reading at once see the same bytes.
+    func testConcurrentReads() throws {
+        let (_, volume) = try makeVolume()
+        let whole = try volume.read(offset: 0, length: Int(volume.size))
+        let blocks = Int(volume.size / 4096)
+        final class Counter: @unchecked Sendable {
+            let lock = NSLock()
+            var failures = 0
+            func fail() { lock.lock(); failures += 1; lock.unlock() }
+        }
+        let counter = Counter()
+        DispatchQueue.concurrentPerform(iterations: 8) { worker in
+            var g = SystemRandomNumberGenerator()
+            for _ in 0..<300 {
+                let b = Int.random(in: 0..<blocks, using: &g)
+                let n = min(Int.random(in: 1...8, using: &g), blocks - b)
+                guard let part = try? volume.read(offset: UInt64(b * 4096), length: n * 4096),
+                      part[...] == whole[(b * 4096)..<((b + n) * 4096)] else {
+                    counter.fail()
+                    continue
+                }
+            }
+        }
+        XCTAssertEqual(counter.failures, 0)
+    }
+
+    /// The same tree and options always give the same bytes; the sparse writer
+    /// leaves zero ranges as holes.
+    func testDeterministicAndSparse() throws {
+        let (t, a) = try makeVolume()
+        let b = try Ext4Volume(source: t, options: S.options)
+        XCTAssertEqual(try a.read(offset: 0, length: Int(a.size)), try b.read(offset: 0, length: Int(b.size)))
+        let image = try S.writeImage(a, name: "sparse")
+        defer { try? FileManager.default.removeItem(atPath: image) }
+        var st = stat()
+        XCTAssertEqual(stat(image, &st), 0)
+        XCTAssertEqual(UInt64(st.st_size), a.size)
+        let zeroBytes = try a.blockStatus(offset: 0, length: a.size).filter(\.isZero).reduce(UInt64(0)) { $0 + $1.length }
+        XCTAssertGreaterThan(zeroBytes, 0)
+        // Only the non-zero ranges take disk space (plus filesystem rounding).
+        XCTAssertLessThanOrEqual(UInt64(st.st_blocks) * 512, a.size - zeroBytes + (256 << 10), "image should be sparse")
+        try S.assertClean(image)
+    }
+
+    /// Trees ext4 cannot hold are refused with a typed error.
+    func testUnrepresentableTrees() throws {
+        let t = try MemoryTree()
+        let d = t.dir(1, "d")
+        t.link(1, "d-again", to: d)
+        try t.finish()
+        XCTAssertThrowsError(try Ext4Volume(source: t, options: S.options)) { error in
+            guard case VolumeError.unrepresentable = error else { return XCTFail("\(error)") }
+        }
+        let u = try MemoryTree()
+        u.symlink(1, "empty-target", "")
+        try u.finish()
+        XCTAssertThrowsError(try Ext4Volume(source: u, options: S.options))
+        let v = try MemoryTree()
+        try v.finish()
+        XCTAssertThrowsError(try Ext4Volume(source: v, options: Ext4Options(volumeUUID: [1, 2], label: "", creationTime: Timestamp(seconds: 0, nanoseconds: 0))))
+    }
+
+    /// A source root that already has lost+found keeps it (inode 11).
+    func testSourceLostAndFoundIsKept() throws {
+        let t = try MemoryTree()
+        try t.file(1, "a", [.data([1])])
+        let lf = t.dir(1, "lost+found", perms: 0o711)
+        try t.file(lf, "recovered", [.data([2])])
+        try t.finish()
+        let volume = try Ext4Volume(source: t, options: S.options)
+        let image = try S.writeImage(volume, name: "lf")
+        defer { try? FileManager.default.removeItem(atPath: image) }
+        try S.assertClean(image)
+        let (_, out) = try S.run(["debugfs", "-R", "ls -l /lost+found", image])
+        XCTAssertTrue(out.contains("recovered"), out)
+        let (_, st) = try S.run(["debugfs", "-R", "stat <11>", image])
+        XCTAssertTrue(st.contains("Mode:  0711"), st)
+    }
+
+    func testCRC32CAndHashKnownValues() {
+        // Standard CRC-32C check value.
+        XCTAssertEqual(~CRC32C.update(~0, Array("123456789".utf8)), 0xE306_9283)
+        // Default-seed half-MD4 of "." must be stable (regression guard against table changes).
+        let h = DirectoryHash(seed: [0, 0, 0, 0])
+        XCTAssertEqual(h.hash(Array("lost+found".utf8)).0 & 1, 0)
+    }
+}
