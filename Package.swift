@@ -68,6 +68,12 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Benchmark of the ext4 synthesizer (not a test): swift run -c release ext4-bench
+        .executableTarget(
+            name: "ext4-bench",
+            dependencies: ["VolumeSynth", "CimFS"],
+            path: "tools/bench/ext4-build"
+        ),
         .testTarget(name: "CimFSTests", dependencies: ["CimFS", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "VolumeSynthTests", dependencies: ["VolumeSynth", "CimFS"]),
         .testTarget(name: "NBDServerTests", dependencies: ["NBDServer", "VolumeSynth", "CimFS"]),
