@@ -11,11 +11,21 @@ final class Ext4ScaleTests: XCTestCase {
 
     /// 100,000 entries in one directory (two-level htree), a 200-level deep
     /// tree, and a directory with many subdirectories.
+    /// Names in the big directory: varied lengths, some non-ASCII (the hash
+    /// treats bytes as unsigned, which matters only above 0x7F).
+    static func bigName(_ i: Int) -> String {
+        switch i % 10 {
+        case 3: return "fichier-\(i)-été-☃-日本"
+        case 7: return String(format: "file-%06d-with-a-longer-name-to-vary-lengths", i)
+        default: return String(format: "file-%06d-x", i)
+        }
+    }
+
     func testHugeDirectoryAndDeepTree() throws {
         let t = try MemoryTree()
         let big = t.dir(1, "big")
         for i in 0..<100_000 {
-            try t.file(big, String(format: "file-%06d-%@", i, i % 7 == 0 ? "with-a-longer-name-to-vary-lengths" : "x"), i % 1000 == 0 ? [.data([UInt8(i % 251)])] : [])
+            try t.file(big, Self.bigName(i), i % 1000 == 0 ? [.data([UInt8(i % 251)])] : [])
         }
         var d: UInt32 = 1
         for level in 0..<200 { d = t.dir(d, "d\(level)") }
@@ -42,7 +52,7 @@ final class Ext4ScaleTests: XCTestCase {
             // Lookups go through the htree: each must find the right inode quickly.
             let lookupStart = Date()
             for i in stride(from: 0, to: 100_000, by: 97) {
-                let name = String(format: "file-%06d-%@", i, i % 7 == 0 ? "with-a-longer-name-to-vary-lengths" : "x")
+                let name = Self.bigName(i)
                 var st = stat()
                 XCTAssertEqual(lstat(mount + "/big/" + name, &st), 0, name)
                 XCTAssertEqual(UInt64(st.st_size), i % 1000 == 0 ? 1 : 0, name)

@@ -1,6 +1,8 @@
 // ext4-bench: build time, peak RSS and bytes per file of Ext4Volume for
 // synthetic trees. Usage: ext4-bench [file counts...] (default 100000 1000000).
 // Run in release: swift run -c release ext4-bench
+// Options: --image PATH writes the last volume sparsely (for e2fsck);
+// --subdirs makes the leaves directories instead of files (dir_nlink).
 import CimFS
 import Foundation
 import VolumeSynth
@@ -11,9 +13,11 @@ final class SyntheticTree: FileTreeSource, @unchecked Sendable {
     let files: Int
     let dirs: Int
     let region: RegionFile
-    init(files: Int, region: RegionFile) {
+    let leavesAreDirectories: Bool
+    init(files: Int, region: RegionFile, leavesAreDirectories: Bool) {
         self.files = files
-        dirs = (files + 999) / 1000
+        self.leavesAreDirectories = leavesAreDirectories
+        dirs = leavesAreDirectories ? 1 : (files + 999) / 1000
         self.region = region
     }
     var rootNode: UInt32 { 1 }
@@ -22,20 +26,23 @@ final class SyntheticTree: FileTreeSource, @unchecked Sendable {
     func size(_ node: UInt32) -> UInt64 { UInt64((fileIndex(node) &* 37) % 8192) }
     func attributes(of node: UInt32) throws -> NodeAttributes {
         let t = Timestamp(seconds: 1_600_000_000 + Int64(node), nanoseconds: UInt32(node % 1000) * 1000)
-        let isDir = node <= UInt32(1 + dirs)
+        let isDir = node <= UInt32(1 + dirs) || leavesAreDirectories
         return NodeAttributes(kind: isDir ? .directory : .regularFile, permissions: isDir ? 0o755 : 0o644, uid: 0, gid: 0,
                               size: isDir ? 0 : size(node), accessTime: t, modificationTime: t, changeTime: t, creationTime: t)
     }
     func children(of node: UInt32) throws -> [ChildEntry] {
         if node == 1 { return (0..<dirs).map { ChildEntry(name: Array("d\($0)".utf8), node: UInt32(2 + $0)) } }
         let d = Int(node) - 2
-        let first = d * 1000
-        return (first..<min(first + 1000, files)).map { ChildEntry(name: Array("file-\($0).dat".utf8), node: UInt32(2 + dirs + $0)) }
+        guard d < dirs else { return [] }
+        let perDir = leavesAreDirectories ? files : 1000
+        let first = d * perDir
+        return (first..<min(first + perDir, files)).map { ChildEntry(name: Array("file-\($0).dat".utf8), node: UInt32(2 + dirs + $0)) }
     }
     func extendedAttributes(of node: UInt32) throws -> [ExtendedAttribute] {
         node % 10 == 0 ? [ExtendedAttribute(name: "user.attr", value: Array("value".utf8))] : []
     }
     func dataRuns(of node: UInt32) throws -> [DataRun] {
+        if leavesAreDirectories { return [] }
         let s = size(node)
         return s == 0 ? [] : [.file(region, offset: 0, length: s)]
     }
@@ -50,7 +57,10 @@ func residentKiB(_ field: String) -> Int {
     return 0
 }
 
-let counts = CommandLine.arguments.dropFirst().compactMap { Int($0) }
+let arguments = Array(CommandLine.arguments.dropFirst())
+let counts = arguments.compactMap { Int($0) }
+let subdirs = arguments.contains("--subdirs")
+let imagePath = arguments.firstIndex(of: "--image").flatMap { $0 + 1 < arguments.count ? arguments[$0 + 1] : nil }
 let path = NSTemporaryDirectory() + "ext4-bench-data"
 FileManager.default.createFile(atPath: path, contents: Data(repeating: 0x5A, count: 8192))
 defer { try? FileManager.default.removeItem(atPath: path) }
@@ -58,7 +68,7 @@ let region = try RegionFile(path: path)
 let options = Ext4Options(volumeUUID: Array(repeating: 0x42, count: 16), label: "bench", creationTime: Timestamp(seconds: 1_700_000_000, nanoseconds: 0))
 
 for n in counts.isEmpty ? [100_000, 1_000_000] : counts {
-    let tree = SyntheticTree(files: n, region: region)
+    let tree = SyntheticTree(files: n, region: region, leavesAreDirectories: subdirs)
     let before = residentKiB("VmRSS:")
     let start = Date()
     let volume = try Ext4Volume(source: tree, options: options)
@@ -87,5 +97,8 @@ for n in counts.isEmpty ? [100_000, 1_000_000] : counts {
     print(String(format: "%9d files: build %.3f s, RSS +%.1f MiB (peak %.1f MiB), %.1f bytes/file; volume %.1f MiB; all %.1f MiB metadata read in %.2f s",
                  n, seconds, Double(after - before) / 1024, Double(peak) / 1024, Double((after - before) * 1024) / Double(n),
                  Double(volume.size) / 1048576, Double(metadataBytes) / 1048576, readSeconds))
-    _ = volume.warnings
+    if let imagePath {
+        try writeVolume(volume, toFile: imagePath, progress: nil)
+        print("wrote \(imagePath)")
+    }
 }
