@@ -10,13 +10,14 @@ enum Ext4TestSupport {
         label: "cimnbd-test-volume-long-label", creationTime: Timestamp(seconds: 1_700_000_000, nanoseconds: 0))
 
     @discardableResult
-    static func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
+    static func run(_ arguments: [String], discardErrors: Bool = false) throws -> (status: Int32, output: String) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         p.arguments = arguments
         let pipe = Pipe()
         p.standardOutput = pipe
-        p.standardError = pipe
+        // Merged stderr can land in the middle of block-buffered stdout.
+        p.standardError = discardErrors ? FileHandle.nullDevice : pipe
         try p.run()
         let data = pipe.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
@@ -84,7 +85,7 @@ enum Ext4TestSupport {
     /// Parses `getfattr -h -d -m - -e hex` output into [path: [name: value]].
     static func xattrs(_ paths: [String]) throws -> [String: [String: [UInt8]]] {
         guard !paths.isEmpty else { return [:] }
-        let (_, output) = try run(["getfattr", "-h", "-d", "-m", "-", "-e", "hex", "--absolute-names"] + paths)
+        let (_, output) = try run(["getfattr", "-h", "-d", "-m", "-", "-e", "hex", "--absolute-names"] + paths, discardErrors: true)
         var result: [String: [String: [UInt8]]] = [:]
         var current = ""
         for line in output.split(separator: "\n") {
