@@ -87,12 +87,16 @@ final class Ext4ScaleTests: XCTestCase {
         // 1 TiB, nearly all hole.
         let tib: UInt64 = 1 << 40
         try t.file(1, "sparse-1tib", [.data(Array("start".utf8)), .hole(tib / 2 - 5), .data(block(7)), .hole(tib / 2 - 4096 - 3), .data([1, 2, 3])], keepExpected: false)
+        try t.file(1, "only-hole", [.hole(1 << 33)], keepExpected: false)
         try t.finish()
 
         let volume = try Ext4Volume(source: t, options: S.options)
         let image = try S.writeImage(volume, name: "large")
         defer { try? FileManager.default.removeItem(atPath: image) }
         try S.assertClean(image)
+        // The backup superblock and descriptors in group 1 are valid too.
+        let (backupStatus, backupOutput) = try S.run(["e2fsck", "-fn", "-b", "32768", "-B", "4096", image])
+        XCTAssertEqual(backupStatus, 0, backupOutput)
         let (_, stat600) = try S.run(["debugfs", "-R", "stat /frag-1500", image])
         XCTAssertTrue(stat600.contains("(ETB1)") || stat600.contains("ETB"), String(stat600.prefix(3000)))
 

@@ -105,6 +105,18 @@ final class Ext4VolumeTests: XCTestCase {
                 let xs = try S.xattrs([mount + "/xattr-too-big"])
                 XCTAssertEqual(xs[mount + "/xattr-too-big"]?.keys.sorted(), nil as [String]?)
             }
+            // RO_COMPAT_READONLY: even an explicit read-write mount ends up read-only.
+            let dir = S.temporaryPath("rw")
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let (status, _) = try S.run(["mount", "-w", "-o", "loop,rw", "-t", "ext4", image, dir])
+            if status == 0 {
+                let mounts = try String(contentsOfFile: "/proc/mounts", encoding: .utf8)
+                let line = mounts.split(separator: "\n").first { $0.contains(" \(dir) ") }
+                _ = try S.run(["umount", dir])
+                XCTAssertNotNil(line)
+                XCTAssertTrue(line?.contains(" ro,") ?? false, String(line ?? ""))
+            }
         }
     }
 }
