@@ -141,3 +141,34 @@ final class Ext4ReadTests: XCTestCase {
         XCTAssertEqual(h.hash(Array("lost+found".utf8)).0 & 1, 0)
     }
 }
+
+final class Ext4DirectoryEdgeTests: XCTestCase {
+    typealias S = Ext4TestSupport
+
+    /// Directories at the linear/htree boundary: a full linear block, the
+    /// smallest htree (one leaf), an empty directory, 255-byte names.
+    func testDirectoryBoundaries() throws {
+        let t = try MemoryTree()
+        let full = t.dir(1, "full-linear")
+        for i in 0..<203 { try t.file(full, String(format: "n%010d", i), []) }    // 203 * 20 = 4060 bytes
+        let oneLeaf = t.dir(1, "one-leaf-htree")
+        for i in 0..<204 { try t.file(oneLeaf, String(format: "n%010d", i), []) } // 4080 bytes
+        t.dir(1, "empty")
+        let long = t.dir(1, "long-names")
+        for i in 0..<40 { try t.file(long, String(format: "%03d", i) + String(repeating: "L", count: 252), [.data([UInt8(i)])]) }
+        try t.finish()
+        let volume = try Ext4Volume(source: t, options: S.options)
+        let image = try S.writeImage(volume, name: "dirs")
+        defer { try? FileManager.default.removeItem(atPath: image) }
+        try S.assertClean(image)
+        let (_, linear) = try S.run(["debugfs", "-R", "stat /full-linear", image])
+        XCTAssertFalse(linear.contains("Flags: 0x81000"), linear)
+        XCTAssertTrue(linear.contains("Size: 4096"), linear)
+        let (_, indexed) = try S.run(["debugfs", "-R", "stat /one-leaf-htree", image])
+        XCTAssertTrue(indexed.contains("Flags: 0x81000"), indexed)
+        XCTAssertTrue(indexed.contains("Size: 8192"), indexed)
+        if S.canMount {
+            try S.withMount(image) { try S.compare(tree: t, mount: $0) }
+        }
+    }
+}

@@ -30,7 +30,7 @@ final class MemoryTree: FileTreeSource, @unchecked Sendable {
 
     init() throws {
         dataPath = NSTemporaryDirectory() + "ext4test-data-\(UUID().uuidString)"
-        FileManager.default.createFile(atPath: dataPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: dataPath, contents: nil)
         dataHandle = try FileHandle(forWritingTo: URL(fileURLWithPath: dataPath))
         nodes.append(Node(attributes: Self.attrs(.directory, 0o755)))
     }

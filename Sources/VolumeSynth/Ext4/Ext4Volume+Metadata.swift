@@ -55,7 +55,7 @@ extension Ext4Volume {
         sb.put32(0x60, Self.incompatFeatures)
         sb.put32(0x64, Self.roCompatFeatures)
         sb.putBytes(0x68, options.volumeUUID)
-        sb.putBytes(0x78, Array(Array(options.label.utf8).prefix(16)))
+        sb.putBytes(0x78, Self.labelBytes(options.label))
         for (i, w) in hashSeed.enumerated() { sb.put32(0xEC + 4 * i, w) }
         sb.put8(0xFC, 1)  // half MD4
         sb.put16(0xFE, UInt16(Ext4Geometry.descriptorSize))
@@ -76,6 +76,17 @@ extension Ext4Volume {
         sb.put8(0x277, timeHigh)
         sb.put32(0x3FC, CRC32C.update(~0, sb, from: 0, count: 0x3FC))
         return sb
+    }
+
+    /// The label as at most 16 bytes of UTF-8, cut at a character boundary.
+    static func labelBytes(_ label: String) -> [UInt8] {
+        var bytes: [UInt8] = []
+        for character in label {
+            let next = Array(String(character).utf8)
+            if bytes.count + next.count > 16 { break }
+            bytes += next
+        }
+        return bytes
     }
 
     func buildDescriptorTable() -> [UInt8] {

@@ -51,8 +51,8 @@ public final class Ext4Volume: Volume, @unchecked Sendable {
     let hasher: DirectoryHash
     let hashSeed: [UInt32]
     let lostFoundSynthetic: Bool
-    /// Group descriptor table bytes (all groups).
-    var descriptorTable: [UInt8] = []
+    /// Group descriptor table bytes (all groups); set once at the end of init.
+    private(set) var descriptorTable: [UInt8] = []
     let cache = Ext4Cache()
 
     static let blockSize: UInt64 = 4096

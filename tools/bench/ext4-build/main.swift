@@ -62,7 +62,7 @@ let counts = arguments.compactMap { Int($0) }
 let subdirs = arguments.contains("--subdirs")
 let imagePath = arguments.firstIndex(of: "--image").flatMap { $0 + 1 < arguments.count ? arguments[$0 + 1] : nil }
 let path = NSTemporaryDirectory() + "ext4-bench-data"
-FileManager.default.createFile(atPath: path, contents: Data(repeating: 0x5A, count: 8192))
+_ = FileManager.default.createFile(atPath: path, contents: Data(repeating: 0x5A, count: 8192))
 defer { try? FileManager.default.removeItem(atPath: path) }
 let region = try RegionFile(path: path)
 let options = Ext4Options(volumeUUID: Array(repeating: 0x42, count: 16), label: "bench", creationTime: Timestamp(seconds: 1_700_000_000, nanoseconds: 0))
