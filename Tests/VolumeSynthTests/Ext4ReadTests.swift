@@ -136,9 +136,40 @@ final class Ext4ReadTests: XCTestCase {
     func testCRC32CAndHashKnownValues() {
         // Standard CRC-32C check value.
         XCTAssertEqual(~CRC32C.update(~0, Array("123456789".utf8)), 0xE306_9283)
-        // Default-seed half-MD4 of "." must be stable (regression guard against table changes).
-        let h = DirectoryHash(seed: [0, 0, 0, 0])
-        XCTAssertEqual(h.hash(Array("lost+found".utf8)).0 & 1, 0)
+        XCTAssertEqual(Ext4Volume.labelBytes("cimnbd-test-volume-long-label").count, 16)
+        XCTAssertEqual(Ext4Volume.labelBytes("123456789012345é"), Array("123456789012345".utf8))
+    }
+
+    /// Our half-MD4 agrees with debugfs's `dx_hash` (which computes the
+    /// signed-character variant) for short, multi-chunk and non-ASCII names;
+    /// for ASCII names both variants are equal. (The unsigned variant on
+    /// non-ASCII names is checked by kernel lookups in the scale test.)
+    func testDirectoryHashMatchesDebugfs() throws {
+        let seedText = "4cf5aa72-757c-8810-cdd6-cdcde10d8922"
+        let hex = seedText.replacingOccurrences(of: "-", with: "")
+        var bytes: [UInt8] = []
+        var i = hex.startIndex
+        while i < hex.endIndex {
+            let j = hex.index(i, offsetBy: 2)
+            bytes.append(UInt8(hex[i..<j], radix: 16) ?? 0)
+            i = j
+        }
+        let seed = (0..<4).map { k in (0..<4).reduce(UInt32(0)) { $0 | UInt32(bytes[4 * k + $1]) << (8 * UInt32($1)) } }
+        let hasher = DirectoryHash(seed: seed, signedCharacters: true)
+        let unsignedHasher = DirectoryHash(seed: seed)
+        for name in ["lost+found", "a", "été☃-a-name-longer-than-thirty-two-bytes-for-sure", String(repeating: "z", count: 255)] {
+            let (status, output) = try S.run(["debugfs", "-R", "dx_hash -h half_md4 -s \(seedText) \(name)"])
+            XCTAssertEqual(status, 0)
+            let expected = output.split(separator: "\n").last.flatMap { line in
+                line.split(separator: " ").first { $0.hasPrefix("0x") }.flatMap { UInt32($0.dropFirst(2), radix: 16) }
+            }
+            let (major, minor) = hasher.hash(Array(name.utf8))
+            XCTAssertEqual(major, expected, name)
+            XCTAssertTrue(output.contains(String(format: "(minor 0x%x)", minor)), output)
+            if name.utf8.allSatisfy({ $0 < 0x80 }) {
+                XCTAssertEqual(unsignedHasher.hash(Array(name.utf8)).0, expected, name)
+            }
+        }
     }
 }
 
