@@ -22,7 +22,8 @@ import Foundation
 /// numbered breadth first in the source's entry order. A `lost+found`
 /// directory is created in the root unless the source's root already has an
 /// entry of that name, in which case the source's entry is kept as it is
-/// (and gets inode 11).
+/// (and gets inode 11); if that entry is not a directory, e2fsck will
+/// report it, so adapters should not produce one.
 ///
 /// Times outside ext4's range are clamped (see ``Ext4Time``). Extended
 /// attributes that cannot be stored (unknown namespace, over 64 KiB, or no
