@@ -81,10 +81,15 @@ final class Ext4VolumeTests: XCTestCase {
         t.setXattrs(tooBig, [ExtendedAttribute(name: "user.toolarge", value: bytes(70_000, seed: 13)),
                              ExtendedAttribute(name: "user.toolarge2", value: bytes(5000, seed: 14)),
                              ExtendedAttribute(name: "bogus.namespace", value: [1])])
+        // A nested one: the warning must name the full path.
+        let sub = try XCTUnwrap(t.node(2).children.first { $0.name == Array("sub".utf8) }?.node)
+        let nested = try t.file(sub, "nested-bogus", [])
+        t.setXattrs(nested, [ExtendedAttribute(name: "bogus.ns", value: [1])])
         try t.finish()
         let volume = try Ext4Volume(source: t, options: S.options)
-        XCTAssertEqual(volume.warnings.count, 3, "\(volume.warnings)")
-        XCTAssertTrue(volume.warnings.allSatisfy { $0.contains("/xattr-too-big") }, "\(volume.warnings)")
+        XCTAssertEqual(volume.warnings.count, 4, "\(volume.warnings)")
+        XCTAssertEqual(volume.warnings.filter { $0.hasPrefix("/xattr-too-big: ") }.count, 3, "\(volume.warnings)")
+        XCTAssertEqual(volume.warnings.filter { $0.hasPrefix("/docs/sub/nested-bogus: ") }.count, 1, "\(volume.warnings)")
         let image = try S.writeImage(volume, name: "small")
         defer { try? FileManager.default.removeItem(atPath: image) }
         try S.assertClean(image)
