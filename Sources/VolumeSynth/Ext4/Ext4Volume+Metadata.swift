@@ -194,7 +194,12 @@ extension Ext4Volume {
             let node = records.node[Int(inode)]
             let runs = try source.dataRuns(of: node)
             let size = runs.reduce(UInt64(0)) { $0 + $1.length }
-            let spans = try Ext4TreeWalker.spans(of: runs, size: size, path: "inode \(inode)").0
+            let (spans, blocks) = try Ext4TreeWalker.spans(of: runs, size: size, path: "inode \(inode)")
+            // The allocation was sized at build time; different runs now would
+            // map data outside it.
+            guard blocks == UInt64(records.content[Int(inode)]) else {
+                throw VolumeError.io("inode \(inode): the source's data runs changed since the volume was built")
+            }
             let extents = ExtentTree.extents(spans: spans, contentStart: records.virtualStart[Int(inode)], geometry: geometry)
             return FileLayout(runs: runs, extents: extents)
         }
