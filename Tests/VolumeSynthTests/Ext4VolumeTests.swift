@@ -82,7 +82,7 @@ final class Ext4VolumeTests: XCTestCase {
                              ExtendedAttribute(name: "user.toolarge2", value: bytes(5000, seed: 14)),
                              ExtendedAttribute(name: "bogus.namespace", value: [1])])
         // A nested one: the warning must name the full path.
-        let sub = try XCTUnwrap(t.node(2).children.first { $0.name == Array("sub".utf8) }?.node)
+        let sub = try XCTUnwrap(t.lookup("/docs/sub"))
         let nested = try t.file(sub, "nested-bogus", [])
         t.setXattrs(nested, [ExtendedAttribute(name: "bogus.ns", value: [1])])
         try t.finish()
@@ -98,8 +98,14 @@ final class Ext4VolumeTests: XCTestCase {
         XCTAssertTrue(stat.contains("Type: directory"), stat)
         let (_, ls) = try S.run(["debugfs", "-R", "ls -l /", image])
         XCTAssertTrue(ls.contains("lost+found") && ls.contains("shared-link"), ls)
-        let (_, dump) = try S.run(["debugfs", "-R", "cat /docs/block", image])
-        XCTAssertEqual(Array(dump.utf8).count >= 4096, true)
+        for path in ["/docs/sub/holes", "/docs/block+1", "/docs/sub/unaligned-runs"] {
+            let out = S.temporaryPath("dump")
+            defer { try? FileManager.default.removeItem(atPath: out) }
+            let (status, output) = try S.run(["debugfs", "-R", "dump \(path) \(out)", image])
+            XCTAssertEqual(status, 0, output)
+            let expected = try XCTUnwrap(t.lookup(path).flatMap { t.node($0).expected })
+            XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: out)), Data(expected), path)
+        }
 
         if S.canMount {
             try S.withMount(image) { mount in

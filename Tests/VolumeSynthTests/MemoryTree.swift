@@ -120,6 +120,16 @@ final class MemoryTree: FileTreeSource, @unchecked Sendable {
         return add(parent, name, Node(attributes: Self.attrs(.symbolicLink, 0o777, size: UInt64(t.count)), target: t))
     }
 
+    /// The node at an absolute path like "/docs/block", if any.
+    func lookup(_ path: String) -> UInt32? {
+        var current = rootNode
+        for component in path.split(separator: "/") {
+            guard let next = node(current).children.first(where: { $0.name == Array(component.utf8) }) else { return nil }
+            current = next.node
+        }
+        return current
+    }
+
     func setXattrs(_ node: UInt32, _ xattrs: [ExtendedAttribute]) { nodes[Int(node) - 1].xattrs = xattrs }
     func setAttributes(_ node: UInt32, _ a: NodeAttributes) { nodes[Int(node) - 1].attributes = a }
     func node(_ n: UInt32) -> Node { nodes[Int(n) - 1] }
