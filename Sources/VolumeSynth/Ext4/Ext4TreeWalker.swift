@@ -13,6 +13,8 @@ struct Ext4TreeWalker {
     var spans: [UInt32: [LogicalSpan]] = [:]
     var warnings: [String] = []
     var lostFoundSynthetic = false
+    /// Some value lives in an EA inode (needs INCOMPAT_EA_INODE).
+    var usesEAInodes = false
 
     static let linkMax: UInt32 = 65000
     static let lostFound = Array("lost+found".utf8)
@@ -39,9 +41,6 @@ struct Ext4TreeWalker {
             throw VolumeError.unrepresentable("the root node \(root) is not a directory")
         }
         inodeOfNode[Int(root)] = 2
-        if try attributeWarnings(inode: 2, node: root) != nil {
-            warnings += ExtendedAttributeLayout(try source.extendedAttributes(of: root), path: "/").warnings
-        }
 
         var next: UInt32 = 2
         while Int(next) <= records.count {
@@ -121,6 +120,11 @@ struct Ext4TreeWalker {
                 self.warnings += ExtendedAttributeLayout(try source.extendedAttributes(of: child), path: childPath(dir, name)).warnings
             }
         }
+        if dir == 2, try attributeWarnings(inode: 2, node: node) != nil {
+            // After the children, so lost+found keeps inode 11 even if the
+            // root has EA inodes.
+            warnings += ExtendedAttributeLayout(try source.extendedAttributes(of: node), path: "/").warnings
+        }
         let layout = try DirectoryLayout(names: names, hasher: hasher)
         records.content[Int(dir)] = UInt32(layout.blockCount)
     }
@@ -159,6 +163,13 @@ struct Ext4TreeWalker {
         guard !attributes.isEmpty else { return nil }
         let layout = ExtendedAttributeLayout(attributes, path: "")
         if layout.needsBlock { records.flags[Int(inode)] |= InodeRecords.xattrBlockFlag }
+        if !layout.eaValues.isEmpty {
+            usesEAInodes = true
+            records.eaInodeStart[inode] = UInt32(records.count + 1)
+            for (k, value) in layout.eaValues.enumerated() {
+                _ = records.append(node: inode, kind: .eaInode, links: 1, parent: UInt32(k), content: UInt32((value.count + 4095) / 4096))
+            }
+        }
         return layout.warnings.isEmpty ? nil : layout.warnings
     }
 

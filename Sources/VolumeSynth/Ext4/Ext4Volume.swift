@@ -26,9 +26,11 @@ import Foundation
 /// report it, so adapters should not produce one.
 ///
 /// Times outside ext4's range are clamped (see ``Ext4Time``). Extended
-/// attributes that cannot be stored (unknown namespace, over 64 KiB, or no
-/// room in the inode plus one 4 KiB block) are left out and listed in
-/// ``warnings``.
+/// attribute values that fit neither in the inode nor in its one 4 KiB
+/// attribute block go to EA inodes (feature ea_inode, set only on volumes
+/// that need it; Linux 4.13+). Attributes that cannot be stored at all
+/// (unknown namespace, over 64 KiB, no room even for the entry) are left out
+/// and listed in ``warnings``.
 ///
 /// Safe to read from many threads at once.
 public final class Ext4Volume: Volume, @unchecked Sendable {
@@ -52,6 +54,7 @@ public final class Ext4Volume: Volume, @unchecked Sendable {
     let hasher: DirectoryHash
     let hashSeed: [UInt32]
     let lostFoundSynthetic: Bool
+    let usesEAInodes: Bool
     /// Group descriptor table bytes (all groups); set once at the end of init.
     private(set) var descriptorTable: [UInt8] = []
     let cache = Ext4Cache()
@@ -79,6 +82,7 @@ public final class Ext4Volume: Volume, @unchecked Sendable {
         try builder.walk()
         var recs = builder.records
         lostFoundSynthetic = builder.lostFoundSynthetic
+        usesEAInodes = builder.usesEAInodes
         inodeOfNode = builder.inodeOfNode
         fileSpans = builder.spans
         warnings = builder.warnings

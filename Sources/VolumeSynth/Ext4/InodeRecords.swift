@@ -3,7 +3,10 @@
 /// (permissions, owner, times, attributes, data runs, children) is asked
 /// from the source again when its metadata block is generated.
 struct InodeRecords: Sendable {
-    enum Kind: UInt8 { case none = 0, file = 1, directory = 2, symlink = 3 }
+    /// `eaInode`: holds one large extended attribute value; its `node` is the
+    /// owner's inode number and its `parent` the value's index among the
+    /// owner's EA inode values.
+    enum Kind: UInt8 { case none = 0, file = 1, directory = 2, symlink = 3, eaInode = 4 }
     static let kindMask: UInt8 = 0x0F
     static let xattrBlockFlag: UInt8 = 0x10
 
@@ -22,6 +25,8 @@ struct InodeRecords: Sendable {
     var virtualStart: [UInt64] = [0]
     /// Extent tree blocks, for the few inodes that have any.
     var treeBlocks: [UInt32: UInt32] = [:]
+    /// First EA inode of each inode that has any.
+    var eaInodeStart: [UInt32: UInt32] = [:]
 
     var count: Int { node.count - 1 }
 
@@ -59,7 +64,7 @@ struct InodeRecords: Sendable {
         case .file: return 1
         case .directory: return 2
         case .symlink: return 7
-        case .none: return 0
+        case .none, .eaInode: return 0
         }
     }
 }
