@@ -33,6 +33,8 @@ struct Ext4TreeWalker {
             throw VolumeError.unrepresentable("root node \(root) is outside 1...\(maxNode)")
         }
         inodeOfNode = [UInt32](repeating: 0, count: Int(maxNode) + 1)
+        // Usually every node gets an inode: reserve once instead of growing.
+        records.reserve(Int(maxNode) + 11)
         for i in 1...10 {
             _ = records.append(node: i == 2 ? root : 0, kind: i == 2 ? .directory : .none, links: i == 2 ? 2 : 0, parent: i == 2 ? 2 : 0, content: 0)
         }

@@ -30,6 +30,16 @@ struct InodeRecords: Sendable {
 
     var count: Int { node.count - 1 }
 
+    /// Reserves room for `n` inodes (avoids the slack of repeated growth).
+    mutating func reserve(_ n: Int) {
+        node.reserveCapacity(n + 1)
+        flags.reserveCapacity(n + 1)
+        links.reserveCapacity(n + 1)
+        parent.reserveCapacity(n + 1)
+        content.reserveCapacity(n + 1)
+        virtualStart.reserveCapacity(n + 1)
+    }
+
     mutating func append(node n: UInt32, kind: Kind, links l: UInt32, parent p: UInt32, content c: UInt32) -> UInt32 {
         node.append(n)
         flags.append(kind.rawValue)
