@@ -77,6 +77,12 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // Benchmark of the ext4 synthesizer (not a test): swift run -c release ext4-bench
+        .executableTarget(
+            name: "ext4-bench",
+            dependencies: ["VolumeSynth", "CimFS"],
+            path: "tools/bench/ext4-build"
+        ),
         .testTarget(name: "CimFSTests", dependencies: ["CimFS", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "VolumeSynthTests", dependencies: ["VolumeSynth", "CimFS"]),
         .testTarget(

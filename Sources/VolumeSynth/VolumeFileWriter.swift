@@ -34,9 +34,10 @@ public func writeVolume(_ volume: Volume, toFile path: String, progress: ((UInt6
             try buffer.withUnsafeMutableBytes { raw in
                 let slice = UnsafeMutableRawBufferPointer(rebasing: raw[0..<Int(l)])
                 try volume.read(into: slice, at: position)
+                guard let base = slice.baseAddress else { return }
                 var written = 0
                 while written < Int(l) {
-                    let n = pwrite(fd, slice.baseAddress! + written, Int(l) - written, off_t(position) + off_t(written))
+                    let n = pwrite(fd, base + written, Int(l) - written, off_t(position) + off_t(written))
                     if n < 0 {
                         if errno == EINTR { continue }
                         throw VolumeError.io("cannot write \(path): errno \(errno)")

@@ -8,8 +8,12 @@
 struct DirectoryHash {
     /// The 4-word seed (`s_hash_seed`); all zeros selects the MD4 constants.
     let seed: (UInt32, UInt32, UInt32, UInt32)
+    /// The "signed" variant sign-extends bytes above 0x7F (only used to
+    /// cross-check against tools that compute that variant).
+    let signedCharacters: Bool
 
-    init(seed: [UInt32]) {
+    init(seed: [UInt32], signedCharacters: Bool = false) {
+        self.signedCharacters = signedCharacters
         if seed.count == 4, seed.contains(where: { $0 != 0 }) {
             self.seed = (seed[0], seed[1], seed[2], seed[3])
         } else {
@@ -24,7 +28,7 @@ struct DirectoryHash {
         var position = 0
         var remaining = name.count
         repeat {
-            Self.pack(name, from: position, remaining: remaining, into: &words)
+            Self.pack(name, from: position, remaining: remaining, signed: signedCharacters, into: &words)
             Self.transform(&a, &b, &c, &d, words)
             remaining -= 32
             position += 32
@@ -34,14 +38,16 @@ struct DirectoryHash {
         return (major, c)
     }
 
-    private static func pack(_ name: [UInt8], from start: Int, remaining: Int, into words: inout [UInt32]) {
+    private static func pack(_ name: [UInt8], from start: Int, remaining: Int, signed: Bool, into words: inout [UInt32]) {
         var pad = UInt32(truncatingIfNeeded: remaining) | UInt32(truncatingIfNeeded: remaining) << 8
         pad |= pad << 16
         var value = pad
         let length = min(remaining, 32)
         var slot = 0
         for i in 0..<length {
-            value = UInt32(name[start + i]) &+ (value << 8)
+            let byte = name[start + i]
+            let c = signed ? UInt32(bitPattern: Int32(Int8(bitPattern: byte))) : UInt32(byte)
+            value = c &+ (value << 8)
             if i % 4 == 3 {
                 words[slot] = value
                 slot += 1

@@ -2,13 +2,18 @@
 public struct Ext4Options: Sendable, Equatable {
     /// The filesystem UUID (`s_uuid`), 16 bytes, e.g. the CIM volume GUID.
     public var volumeUUID: [UInt8]
-    /// The volume label (`s_volume_name`); cut to 16 bytes of UTF-8.
+    /// The volume label (`s_volume_name`); cut to 16 bytes of UTF-8 at a
+    /// character boundary.
     public var label: String
     /// Written to the superblock's creation, write, mount and check times, so
     /// the same tree and options always give the same bytes. It should not be
     /// in the future, or e2fsck reports the superblock times.
     public var creationTime: Timestamp
 
+    /// - Parameters:
+    ///   - volumeUUID: 16 bytes (``Ext4Volume/init(source:options:)`` throws otherwise).
+    ///   - label: cut to 16 bytes of UTF-8 at a character boundary.
+    ///   - creationTime: the superblock's times.
     public init(volumeUUID: [UInt8], label: String, creationTime: Timestamp) {
         self.volumeUUID = volumeUUID
         self.label = label

@@ -13,8 +13,8 @@ struct Ext4TreeWalker {
     var spans: [UInt32: [LogicalSpan]] = [:]
     var warnings: [String] = []
     var lostFoundSynthetic = false
-    /// Paths of directories not yet walked (for warnings).
-    private var pendingPaths: [UInt32: String] = [:]
+    /// Some value lives in an EA inode (needs INCOMPAT_EA_INODE).
+    var usesEAInodes = false
 
     static let linkMax: UInt32 = 65000
     static let lostFound = Array("lost+found".utf8)
@@ -33,6 +33,8 @@ struct Ext4TreeWalker {
             throw VolumeError.unrepresentable("root node \(root) is outside 1...\(maxNode)")
         }
         inodeOfNode = [UInt32](repeating: 0, count: Int(maxNode) + 1)
+        // Usually every node gets an inode: reserve once instead of growing.
+        records.reserve(Int(maxNode) + 11)
         for i in 1...10 {
             _ = records.append(node: i == 2 ? root : 0, kind: i == 2 ? .directory : .none, links: i == 2 ? 2 : 0, parent: i == 2 ? 2 : 0, content: 0)
         }
@@ -41,8 +43,6 @@ struct Ext4TreeWalker {
             throw VolumeError.unrepresentable("the root node \(root) is not a directory")
         }
         inodeOfNode[Int(root)] = 2
-        try addAttributes(inode: 2, node: root, path: "/")
-        pendingPaths[2] = ""
 
         var next: UInt32 = 2
         while Int(next) <= records.count {
@@ -58,7 +58,8 @@ struct Ext4TreeWalker {
 
     private mutating func walkDirectory(_ dir: UInt32) throws {
         let node = records.node[Int(dir)]
-        let path = pendingPaths.removeValue(forKey: dir) ?? "?"
+        // Paths are only for messages; rebuilt from the parent chain when needed
+        // rather than kept for every pending directory.
         var entries = node == 0 ? [] : try source.children(of: node)
         var names: [[UInt8]] = []
         names.reserveCapacity(entries.count + 1)
@@ -78,74 +79,115 @@ struct Ext4TreeWalker {
             let name = entry.name
             guard !name.isEmpty, name.count <= 255, !name.contains(0), !name.contains(0x2F),
                   name != [0x2E], name != [0x2E, 0x2E] else {
-                throw VolumeError.unrepresentable("\(path)/: invalid entry name \(String(decoding: name, as: UTF8.self).debugDescription)")
+                throw VolumeError.unrepresentable("\(directoryPath(dir))/: invalid entry name \(String(decoding: name, as: UTF8.self).debugDescription)")
             }
             let child = entry.node
             guard child >= 1, child < UInt32(inodeOfNode.count) else {
-                throw VolumeError.unrepresentable("\(path)/\(String(decoding: name, as: UTF8.self)): node \(child) is outside 1...\(inodeOfNode.count - 1)")
+                throw VolumeError.unrepresentable("\(directoryPath(dir))/\(String(decoding: name, as: UTF8.self)): node \(child) is outside 1...\(inodeOfNode.count - 1)")
             }
             names.append(name)
             let existing = inodeOfNode[Int(child)]
             if existing != 0 {
                 guard records.kind(existing) != .directory else {
-                    throw VolumeError.unrepresentable("\(path)/\(String(decoding: name, as: UTF8.self)): directory node \(child) has more than one parent")
+                    throw VolumeError.unrepresentable("\(directoryPath(dir))/\(String(decoding: name, as: UTF8.self)): directory node \(child) has more than one parent")
                 }
                 guard records.links[Int(existing)] < Self.linkMax else {
-                    throw VolumeError.unrepresentable("\(path)/\(String(decoding: name, as: UTF8.self)): more than \(Self.linkMax) links")
+                    throw VolumeError.unrepresentable("\(directoryPath(dir))/\(String(decoding: name, as: UTF8.self)): more than \(Self.linkMax) links")
                 }
                 records.links[Int(existing)] += 1
                 continue
             }
             let attributes = try source.attributes(of: child)
-            let childPath = path + "/" + String(decoding: name, as: UTF8.self)
             let inode: UInt32
             switch attributes.kind {
             case .directory:
                 inode = records.append(node: child, kind: .directory, links: 2, parent: dir, content: 0)
                 records.links[Int(dir)] += 1
-                pendingPaths[inode] = childPath
             case .symbolicLink:
                 let target = try source.symlinkTarget(of: child)
                 guard !target.isEmpty, target.count <= 4095, !target.contains(0) else {
-                    throw VolumeError.unrepresentable("\(childPath): symlink target of \(target.count) bytes (ext4 takes 1...4095, no NUL)")
+                    throw VolumeError.unrepresentable("\(childPath(dir, name)): symlink target of \(target.count) bytes (ext4 takes 1...4095, no NUL)")
                 }
                 inode = records.append(node: child, kind: .symlink, links: 1, parent: 0, content: target.count < 60 ? 0 : 1)
             case .regularFile:
                 let runs = try source.dataRuns(of: child)
-                let (fileSpans, blocks) = try Self.spans(of: runs, size: attributes.size, path: childPath)
+                let (fileSpans, blocks) = try Self.spans(of: runs, size: attributes.size, path: childPath(dir, name))
                 inode = records.append(node: child, kind: .file, links: 1, parent: 0, content: UInt32(blocks))
                 if !(fileSpans.count == 1 && fileSpans[0].start == 0) && !fileSpans.isEmpty {
                     spans[inode] = fileSpans
                 }
             }
             inodeOfNode[Int(child)] = inode
-            try addAttributes(inode: inode, node: child, path: childPath)
+            if try attributeWarnings(inode: inode, node: child) != nil {
+                self.warnings += ExtendedAttributeLayout(try source.extendedAttributes(of: child), path: childPath(dir, name)).warnings
+            }
+        }
+        if dir == 2, try attributeWarnings(inode: 2, node: node) != nil {
+            // After the children, so lost+found keeps inode 11 even if the
+            // root has EA inodes.
+            warnings += ExtendedAttributeLayout(try source.extendedAttributes(of: node), path: "/").warnings
         }
         let layout = try DirectoryLayout(names: names, hasher: hasher)
         records.content[Int(dir)] = UInt32(layout.blockCount)
     }
 
-    private mutating func addAttributes(inode: UInt32, node: UInt32, path: String) throws {
+    /// The path of a walked directory ("" for the root), found by looking its
+    /// node up in each parent's children. Slow; for messages only.
+    func directoryPath(_ dir: UInt32) -> String {
+        var names: [String] = []
+        var current = dir
+        while current != 2, names.count < 10_000 {
+            let parent = records.parent[Int(current)]
+            let node = records.node[Int(current)]
+            let parentNode = records.node[Int(parent)]
+            var name = "?"
+            if node == 0 {
+                name = "lost+found"
+            } else if let children = try? source.children(of: parentNode),
+                      let entry = children.first(where: { $0.node == node }) {
+                name = String(decoding: entry.name, as: UTF8.self)
+            }
+            names.append(name)
+            current = parent
+        }
+        return names.reversed().map { "/" + $0 }.joined()
+    }
+
+    func childPath(_ dir: UInt32, _ name: [UInt8]) -> String {
+        directoryPath(dir) + "/" + String(decoding: name, as: UTF8.self)
+    }
+
+    /// Places a node's attributes, flags the inode when it needs an attribute
+    /// block, and returns non-nil when some attributes were left out (the
+    /// caller then builds the messages with the path, which is slow to find).
+    private mutating func attributeWarnings(inode: UInt32, node: UInt32) throws -> [String]? {
         let attributes = try source.extendedAttributes(of: node)
-        guard !attributes.isEmpty else { return }
-        let layout = ExtendedAttributeLayout(attributes, path: path)
-        warnings += layout.warnings
+        guard !attributes.isEmpty else { return nil }
+        let layout = ExtendedAttributeLayout(attributes, path: "")
         if layout.needsBlock { records.flags[Int(inode)] |= InodeRecords.xattrBlockFlag }
+        if !layout.eaValues.isEmpty {
+            usesEAInodes = true
+            records.eaInodeStart[inode] = UInt32(records.count + 1)
+            for (k, value) in layout.eaValues.enumerated() {
+                _ = records.append(node: inode, kind: .eaInode, links: 1, parent: UInt32(k), content: UInt32((value.count + 4095) / 4096))
+            }
+        }
+        return layout.warnings.isEmpty ? nil : layout.warnings
     }
 
     /// The allocated logical block spans of a file's runs, and their total.
-    static func spans(of runs: [DataRun], size: UInt64, path: String) throws -> ([LogicalSpan], UInt64) {
+    static func spans(of runs: [DataRun], size: UInt64, path: @autoclosure () -> String) throws -> ([LogicalSpan], UInt64) {
         var result: [LogicalSpan] = []
         var position: UInt64 = 0
         var total: UInt64 = 0
         for run in runs {
             let length = run.length
             guard length <= maxFileSize, position <= maxFileSize - length else {
-                throw VolumeError.unrepresentable("\(path): larger than ext4's 16 TiB file limit")
+                throw VolumeError.unrepresentable("\(path()): larger than ext4's 16 TiB file limit")
             }
             if case .file(let region, let offset, _) = run, length > 0 {
                 guard offset <= region.size, length <= region.size - offset else {
-                    throw VolumeError.io("\(path): data run \(offset)+\(length) is outside \(region.path) (\(region.size) bytes)")
+                    throw VolumeError.io("\(path()): data run \(offset)+\(length) is outside \(region.path) (\(region.size) bytes)")
                 }
                 let first = position / 4096
                 let end = (position + length + 4095) / 4096
@@ -161,7 +203,7 @@ struct Ext4TreeWalker {
             position += length
         }
         guard position == size else {
-            throw VolumeError.unrepresentable("\(path): data runs add up to \(position) bytes, the size is \(size)")
+            throw VolumeError.unrepresentable("\(path()): data runs add up to \(position) bytes, the size is \(size)")
         }
         return (result, total)
     }

@@ -52,10 +52,10 @@ extension Ext4Volume {
         sb.put16(0x58, 256)
         sb.put16(0x5A, UInt16(truncatingIfNeeded: group))
         sb.put32(0x5C, Self.compatFeatures)
-        sb.put32(0x60, Self.incompatFeatures)
+        sb.put32(0x60, Self.incompatFeatures | (usesEAInodes ? 0x0400 : 0))
         sb.put32(0x64, Self.roCompatFeatures)
         sb.putBytes(0x68, options.volumeUUID)
-        sb.putBytes(0x78, Array(Array(options.label.utf8).prefix(16)))
+        sb.putBytes(0x78, Self.labelBytes(options.label))
         for (i, w) in hashSeed.enumerated() { sb.put32(0xEC + 4 * i, w) }
         sb.put8(0xFC, 1)  // half MD4
         sb.put16(0xFE, UInt16(Ext4Geometry.descriptorSize))
@@ -76,6 +76,17 @@ extension Ext4Volume {
         sb.put8(0x277, timeHigh)
         sb.put32(0x3FC, CRC32C.update(~0, sb, from: 0, count: 0x3FC))
         return sb
+    }
+
+    /// The label as at most 16 bytes of UTF-8, cut at a character boundary.
+    static func labelBytes(_ label: String) -> [UInt8] {
+        var bytes: [UInt8] = []
+        for character in label {
+            let next = Array(String(character).utf8)
+            if bytes.count + next.count > 16 { break }
+            bytes += next
+        }
+        return bytes
     }
 
     func buildDescriptorTable() -> [UInt8] {
@@ -183,7 +194,12 @@ extension Ext4Volume {
             let node = records.node[Int(inode)]
             let runs = try source.dataRuns(of: node)
             let size = runs.reduce(UInt64(0)) { $0 + $1.length }
-            let spans = try Ext4TreeWalker.spans(of: runs, size: size, path: "inode \(inode)").0
+            let (spans, blocks) = try Ext4TreeWalker.spans(of: runs, size: size, path: "inode \(inode)")
+            // The allocation was sized at build time; different runs now would
+            // map data outside it.
+            guard blocks == UInt64(records.content[Int(inode)]) else {
+                throw VolumeError.io("inode \(inode): the source's data runs changed since the volume was built")
+            }
             let extents = ExtentTree.extents(spans: spans, contentStart: records.virtualStart[Int(inode)], geometry: geometry)
             return FileLayout(runs: runs, extents: extents)
         }
@@ -196,6 +212,25 @@ extension Ext4Volume {
         return ExtentTree.extents(spans: [LogicalSpan(start: 0, count: c)], contentStart: records.virtualStart[Int(inode)], geometry: geometry)
     }
 
+    /// The attribute layout of an inode, with its EA inode numbers.
+    func attributeLayout(_ inode: UInt32) throws -> ExtendedAttributeLayout? {
+        let node = records.node[Int(inode)]
+        guard node != 0, records.kind(inode) != .eaInode else { return nil }
+        let xattrs = try source.extendedAttributes(of: node)
+        guard !xattrs.isEmpty else { return nil }
+        return ExtendedAttributeLayout(xattrs, firstEAInode: records.eaInodeStart[inode] ?? 0, path: "")
+    }
+
+    /// The value held by an EA inode.
+    func eaInodeValue(_ inode: UInt32) throws -> [UInt8] {
+        let owner = records.node[Int(inode)]
+        let index = Int(records.parent[Int(inode)])
+        guard let layout = try attributeLayout(owner), index < layout.eaValues.count else {
+            throw VolumeError.io("EA inode \(inode): the owner's attributes changed since the volume was built")
+        }
+        return layout.eaValues[index]
+    }
+
     func extents(_ inode: UInt32) throws -> [Extent] {
         records.kind(inode) == .file ? try fileLayout(inode).extents : simpleExtents(inode)
     }
@@ -204,6 +239,9 @@ extension Ext4Volume {
         var b = [UInt8](repeating: 0, count: 256)
         b.put16(128, 32)
         let kind = records.kind(inode)
+        if kind == .eaInode {
+            return try eaInodeBytes(inode)
+        }
         if kind != .none {
             let node = records.node[Int(inode)]
             let a: NodeAttributes
@@ -233,7 +271,7 @@ extension Ext4Volume {
             case .symlink:
                 typeBits = 0xA000
                 size = 0
-            case .none:
+            case .none, .eaInode:
                 typeBits = 0
                 size = 0
             }
@@ -255,9 +293,6 @@ extension Ext4Volume {
             b.put32(144, crtime.seconds)
             b.put32(148, crtime.extra)
 
-            let sectors = (content + tree + (hasBlock ? 1 : 0)) * 8
-            b.put32(28, UInt32(truncatingIfNeeded: sectors))
-            b.put16(116, UInt16(truncatingIfNeeded: sectors >> 32))
 
             if kind == .symlink {
                 let target = try source.symlinkTarget(of: node)
@@ -277,22 +312,55 @@ extension Ext4Volume {
             b.put32(4, UInt32(truncatingIfNeeded: size))
             b.put32(108, UInt32(truncatingIfNeeded: size >> 32))
 
-            if node != 0 {
-                let xattrs = try source.extendedAttributes(of: node)
-                if !xattrs.isEmpty {
-                    let layout = ExtendedAttributeLayout(xattrs, path: "")
-                    layout.writeInInode(&b)
-                    if layout.needsBlock && hasBlock {
-                        let block = allocationBlock(inode, content + tree)
-                        b.put32(104, UInt32(truncatingIfNeeded: block))
-                        b.put16(118, UInt16(truncatingIfNeeded: block >> 32))
-                    }
+            // i_blocks also counts the blocks of the inode's EA inode values
+            // (the kernel charges them to the owner; e2fsck checks it).
+            let layout = try attributeLayout(inode)
+            let eaBlocks = layout?.eaValues.reduce(UInt64(0)) { $0 + (UInt64($1.count) + 4095) / 4096 } ?? 0
+            let sectors = (content + tree + (hasBlock ? 1 : 0) + eaBlocks) * 8
+            b.put32(28, UInt32(truncatingIfNeeded: sectors))
+            b.put16(116, UInt16(truncatingIfNeeded: sectors >> 32))
+            if let layout {
+                layout.writeInInode(&b, checksumSeed: checksumSeed)
+                if layout.needsBlock && hasBlock {
+                    let block = allocationBlock(inode, content + tree)
+                    b.put32(104, UInt32(truncatingIfNeeded: block))
+                    b.put16(118, UInt16(truncatingIfNeeded: block >> 32))
                 }
             }
         }
+        sealInode(&b, inode)
+        return b
+    }
+
+    private func sealInode(_ b: inout [UInt8], _ inode: UInt32) {
         let crc = CRC32C.update(inodeSeed(inode), b)
         b.put16(124, UInt16(truncatingIfNeeded: crc))
         b.put16(130, UInt16(truncatingIfNeeded: crc >> 16))
+    }
+
+    /// An EA inode: a regular file (mode 0600, root) flagged EA_INODE whose
+    /// data is the value; `i_atime` holds the value's checksum and
+    /// `i_ctime`:`i_version` the 64-bit reference count (1).
+    func eaInodeBytes(_ inode: UInt32) throws -> [UInt8] {
+        var b = [UInt8](repeating: 0, count: 256)
+        b.put16(128, 32)
+        let value = try eaInodeValue(inode)
+        let content = UInt64(records.content[Int(inode)])
+        let tree = UInt64(records.tree(inode))
+        b.put16(0, 0x8000 | 0o600)
+        b.put32(4, UInt32(value.count))
+        b.put32(8, ExtendedAttributeLayout.valueHash(value, checksumSeed: checksumSeed))  // atime: value hash
+        b.put32(12, 0)  // ctime: reference count, high half
+        b.put32(36, 1)  // i_version: reference count, low half
+        b.put16(26, 1)
+        let sectors = (content + tree) * 8
+        b.put32(28, UInt32(truncatingIfNeeded: sectors))
+        b.put16(116, UInt16(truncatingIfNeeded: sectors >> 32))
+        b.put32(32, 0x80000 | 0x200000)  // extents, EA inode
+        let ext = simpleExtents(inode)
+        let t = ExtentTree(extentCount: ext.count)
+        b.putBytes(40, t.rootBytes(extents: ext) { self.allocationBlock(inode, content + UInt64($0)) })
+        sealInode(&b, inode)
         return b
     }
 
@@ -350,6 +418,12 @@ extension Ext4Volume {
                 let target = try source.symlinkTarget(of: records.node[Int(inode)])
                 out.putBytes(0, Array(target.prefix(4095)))
                 return out
+            case .eaInode:
+                var out = [UInt8](repeating: 0, count: 4096)
+                let value = try eaInodeValue(inode)
+                let start = Int(k) * 4096
+                if start < value.count { out.putBytes(0, Array(value[start..<min(start + 4096, value.count)])) }
+                return out
             default:
                 return [UInt8](repeating: 0, count: 4096)
             }
@@ -359,8 +433,9 @@ extension Ext4Volume {
             let t = ExtentTree(extentCount: ext.count)
             return t.block(Int(k - content), extents: ext, treeBlockPhysical: { self.allocationBlock(inode, content + UInt64($0)) }, checksumSeed: inodeSeed(inode))
         }
-        let xattrs = try source.extendedAttributes(of: records.node[Int(inode)])
-        let layout = ExtendedAttributeLayout(xattrs, path: "")
+        guard let layout = try attributeLayout(inode) else {
+            throw VolumeError.io("inode \(inode): the attributes changed since the volume was built")
+        }
         return layout.renderBlock(block: allocationBlock(inode, k), checksumSeed: checksumSeed)
     }
 }

@@ -149,7 +149,8 @@ extension Ext4Volume {
                     let bytes = try metadataBlock(block)
                     let n = min(4096 - within, l - written)
                     bytes.withUnsafeBytes { src in
-                        slice.baseAddress?.advanced(by: written).copyMemory(from: src.baseAddress!.advanced(by: within), byteCount: n)
+                        guard let from = src.baseAddress, let to = slice.baseAddress else { return }
+                        to.advanced(by: written).copyMemory(from: from.advanced(by: within), byteCount: n)
                     }
                     written += n
                     p += UInt64(n)

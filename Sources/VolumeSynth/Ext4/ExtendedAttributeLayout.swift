@@ -1,28 +1,39 @@
 /// Where each extended attribute of one inode goes: the in-inode area (92
-/// bytes after the 4-byte ibody header) or the single external block.
+/// bytes after the 4-byte ibody header), the single external block, or — for
+/// a value too large for either — a separate EA inode (feature ea_inode)
+/// whose data blocks hold the value, referenced from an entry in the inode
+/// area or the block.
 ///
 /// Attributes are placed greedily in the order the source gives them: into
-/// the inode when they fit, else into the block when they fit, else they are
-/// left out with a warning (values over 64 KiB, which Linux refuses, too).
-/// The function is deterministic, so the build pass and the on-demand inode
-/// generation place every attribute identically.
+/// the inode when they fit, else into the block, else as an EA inode whose
+/// entry goes into the inode or the block; else (no room even for the entry,
+/// values over 64 KiB which Linux refuses, unknown namespaces) they are left
+/// out with a warning. The function is deterministic, so the build pass and
+/// the on-demand inode generation place every attribute identically. EA
+/// inodes are numbered `firstEAInode`, `firstEAInode + 1`, ... in attribute order.
 struct ExtendedAttributeLayout {
     struct Entry {
         var index: UInt8
         var name: [UInt8]
         var value: [UInt8]
+        /// The EA inode holding the value, or 0 when the value is stored here.
+        var valueInode: UInt32 = 0
         var entrySize: Int { 16 + ((name.count + 3) & ~3) }
-        var valueSize: Int { (value.count + 3) & ~3 }
+        var valueSize: Int { valueInode != 0 ? 0 : (value.count + 3) & ~3 }
     }
 
     var inInode: [Entry] = []
     var inBlock: [Entry] = []
+    /// Values stored in EA inodes, in EA inode order.
+    var eaValues: [[UInt8]] = []
     var warnings: [String] = []
 
     static let inodeAreaSize = 256 - 128 - 32 - 4
     static let blockAreaSize = 4096 - 32
 
-    init(_ attributes: [ExtendedAttribute], path: @autoclosure () -> String) {
+    /// - Parameter firstEAInode: number of the first EA inode; 0 means the
+    ///   numbers are not known yet (the build pass only counts them).
+    init(_ attributes: [ExtendedAttribute], firstEAInode: UInt32 = 0, path: @autoclosure () -> String) {
         var inodeUsed = 4  // terminator
         var blockUsed = 4
         for attribute in attributes {
@@ -55,7 +66,20 @@ struct ExtendedAttributeLayout {
                 inBlock.append(entry)
                 blockUsed += need
             } else {
-                warnings.append("\(path()): extended attribute \(attribute.name) left out: \(value.count) bytes do not fit in the inode and one 4 KiB attribute block")
+                var reference = entry
+                // A placeholder number while counting; entries with inode 0 would hold the value inline.
+                reference.valueInode = firstEAInode == 0 ? UInt32.max : firstEAInode + UInt32(eaValues.count)
+                if inodeUsed + reference.entrySize <= Self.inodeAreaSize {
+                    inInode.append(reference)
+                    inodeUsed += reference.entrySize
+                    eaValues.append(value)
+                } else if blockUsed + reference.entrySize <= Self.blockAreaSize {
+                    inBlock.append(reference)
+                    blockUsed += reference.entrySize
+                    eaValues.append(value)
+                } else {
+                    warnings.append("\(path()): extended attribute \(attribute.name) left out: no room left for its entry in the inode or the 4 KiB attribute block")
+                }
             }
         }
         // A block's entries must be sorted by index, name length, name.
@@ -106,11 +130,20 @@ struct ExtendedAttributeLayout {
         return out
     }
 
-    /// The entry hash of a block attribute (name with signed chars, then value words).
-    static func hash(_ entry: Entry) -> UInt32 {
+    /// The checksum of an EA inode's value (kept in its `i_atime`).
+    static func valueHash(_ value: [UInt8], checksumSeed: UInt32) -> UInt32 {
+        CRC32C.update(checksumSeed, value)
+    }
+
+    /// The entry hash (name with signed chars, then the value words, or for
+    /// an EA inode reference the value's checksum as the one word).
+    static func hash(_ entry: Entry, checksumSeed: UInt32) -> UInt32 {
         var h: UInt32 = 0
         for c in entry.name {
             h = (h << 5) ^ (h >> 27) ^ UInt32(bitPattern: Int32(Int8(bitPattern: c)))
+        }
+        if entry.valueInode != 0 {
+            return (h << 16) ^ (h >> 16) ^ valueHash(entry.value, checksumSeed: checksumSeed)
         }
         var i = 0
         while i < entry.value.count {
@@ -125,7 +158,7 @@ struct ExtendedAttributeLayout {
     }
 
     /// Writes the in-inode attributes into a 256-byte inode (ibody header at 160).
-    func writeInInode(_ inode: inout [UInt8]) {
+    func writeInInode(_ inode: inout [UInt8], checksumSeed: UInt32) {
         guard !inInode.isEmpty else { return }
         let base = 160
         inode.put32(base, 0xEA02_0000)
@@ -133,15 +166,20 @@ struct ExtendedAttributeLayout {
         var entryOffset = first
         var valueEnd = 256
         for entry in inInode {
-            valueEnd -= entry.valueSize
             inode.put8(entryOffset, UInt8(entry.name.count))
             inode.put8(entryOffset + 1, entry.index)
-            inode.put16(entryOffset + 2, entry.value.isEmpty ? 0 : UInt16(valueEnd - first))
-            inode.put32(entryOffset + 4, 0)
             inode.put32(entryOffset + 8, UInt32(entry.value.count))
-            inode.put32(entryOffset + 12, 0)  // in-inode hashes may be zero
             inode.putBytes(entryOffset + 16, entry.name)
-            inode.putBytes(valueEnd, entry.value)
+            if entry.valueInode != 0 {
+                inode.put32(entryOffset + 4, entry.valueInode)
+                // The kernel checks this hash for EA inode references.
+                inode.put32(entryOffset + 12, Self.hash(entry, checksumSeed: checksumSeed))
+            } else {
+                valueEnd -= entry.valueSize
+                inode.put16(entryOffset + 2, entry.value.isEmpty ? 0 : UInt16(valueEnd - first))
+                inode.put32(entryOffset + 12, 0)  // in-inode hashes may be zero
+                inode.putBytes(valueEnd, entry.value)
+            }
             entryOffset += entry.entrySize
         }
     }
@@ -157,15 +195,19 @@ struct ExtendedAttributeLayout {
         var blockHash: UInt32 = 0
         var sawZeroHash = false
         for entry in inBlock {
-            valueEnd -= entry.valueSize
-            let h = Self.hash(entry)
+            let h = Self.hash(entry, checksumSeed: checksumSeed)
             out.put8(entryOffset, UInt8(entry.name.count))
             out.put8(entryOffset + 1, entry.index)
-            out.put16(entryOffset + 2, UInt16(valueEnd))
             out.put32(entryOffset + 8, UInt32(entry.value.count))
             out.put32(entryOffset + 12, h)
             out.putBytes(entryOffset + 16, entry.name)
-            out.putBytes(valueEnd, entry.value)
+            if entry.valueInode != 0 {
+                out.put32(entryOffset + 4, entry.valueInode)
+            } else {
+                valueEnd -= entry.valueSize
+                out.put16(entryOffset + 2, UInt16(valueEnd))
+                out.putBytes(valueEnd, entry.value)
+            }
             entryOffset += entry.entrySize
             // An entry hash of zero makes the whole block hash zero.
             if h == 0 { sawZeroHash = true }

@@ -1,16 +1,3 @@
-/// One extent: `length` blocks from logical block `logical` at physical `physical`.
-struct Extent: Equatable {
-    var logical: UInt32
-    var physical: UInt64
-    var length: UInt32
-}
-
-/// A run of allocated logical blocks of a file (data present somewhere in each block).
-struct LogicalSpan: Equatable {
-    var start: UInt64
-    var count: UInt64
-}
-
 /// The extent tree of one inode. Up to 4 extents live in `i_block`; beyond
 /// that, full leaves of 340 extents, then (if more than 4 leaves) full index
 /// blocks of 340 entries, and so on, so the tree is as shallow and narrow as

@@ -3,7 +3,10 @@
 /// (permissions, owner, times, attributes, data runs, children) is asked
 /// from the source again when its metadata block is generated.
 struct InodeRecords: Sendable {
-    enum Kind: UInt8 { case none = 0, file = 1, directory = 2, symlink = 3 }
+    /// `eaInode`: holds one large extended attribute value; its `node` is the
+    /// owner's inode number and its `parent` the value's index among the
+    /// owner's EA inode values.
+    enum Kind: UInt8 { case none = 0, file = 1, directory = 2, symlink = 3, eaInode = 4 }
     static let kindMask: UInt8 = 0x0F
     static let xattrBlockFlag: UInt8 = 0x10
 
@@ -22,8 +25,20 @@ struct InodeRecords: Sendable {
     var virtualStart: [UInt64] = [0]
     /// Extent tree blocks, for the few inodes that have any.
     var treeBlocks: [UInt32: UInt32] = [:]
+    /// First EA inode of each inode that has any.
+    var eaInodeStart: [UInt32: UInt32] = [:]
 
     var count: Int { node.count - 1 }
+
+    /// Reserves room for `n` inodes (avoids the slack of repeated growth).
+    mutating func reserve(_ n: Int) {
+        node.reserveCapacity(n + 1)
+        flags.reserveCapacity(n + 1)
+        links.reserveCapacity(n + 1)
+        parent.reserveCapacity(n + 1)
+        content.reserveCapacity(n + 1)
+        virtualStart.reserveCapacity(n + 1)
+    }
 
     mutating func append(node n: UInt32, kind: Kind, links l: UInt32, parent p: UInt32, content c: UInt32) -> UInt32 {
         node.append(n)
@@ -59,7 +74,7 @@ struct InodeRecords: Sendable {
         case .file: return 1
         case .directory: return 2
         case .symlink: return 7
-        case .none: return 0
+        case .none, .eaInode: return 0
         }
     }
 }
