@@ -8,8 +8,9 @@ struct CimCreateCommand: ParsableCommand {
         abstract: "Create a CIM image from a Linux directory tree.",
         discussion: """
             Writes IMAGE (a NAME.cim path) and its region_<guid>_<n> and
-            objectid_<guid>_<n> files into IMAGE's directory. Everything is written under temporary names and
-            renamed into place last; on failure nothing is left behind.
+            objectid_<guid>_<n> files into IMAGE's directory. Everything is
+            written under temporary names and renamed into place last; on
+            failure nothing is left behind.
 
             Mapping: directories, regular files (all-hole files become sparse streams),
             symlinks (IO_REPARSE_TAG_SYMLINK; relative targets keep the relative flag, '/'
