@@ -113,9 +113,24 @@ public final class CimExtractor {
                 guard n > 0 else {
                     throw CimError.truncated(path: image.path, offset: offset, expected: stream.length - offset)
                 }
-                let data = UnsafeRawBufferPointer(rebasing: chunk[0..<n])
-                // All-zero chunks stay holes: the file reads the same and stays small.
-                if data.contains(where: { $0 != 0 }) { try writeAll(fd, data, at: offset, path: path) }
+                // All-zero 4 KiB blocks stay holes: the file reads the same and
+                // sparse data stays sparse. Runs of data blocks are written at once.
+                var runStart: Int? = nil
+                var block = 0
+                while block < n {
+                    let blockEnd = min(block + 4096, n)
+                    let isZero = !UnsafeRawBufferPointer(rebasing: chunk[block..<blockEnd]).contains { $0 != 0 }
+                    if isZero, let start = runStart {
+                        try writeAll(fd, UnsafeRawBufferPointer(rebasing: chunk[start..<block]), at: offset + UInt64(start), path: path)
+                        runStart = nil
+                    } else if !isZero, runStart == nil {
+                        runStart = block
+                    }
+                    block = blockEnd
+                }
+                if let start = runStart {
+                    try writeAll(fd, UnsafeRawBufferPointer(rebasing: chunk[start..<n]), at: offset + UInt64(start), path: path)
+                }
                 offset += UInt64(n)
             }
         }
