@@ -119,7 +119,7 @@ public final class CimExtractor {
                 var block = 0
                 while block < n {
                     let blockEnd = min(block + 4096, n)
-                    let isZero = !UnsafeRawBufferPointer(rebasing: chunk[block..<blockEnd]).contains { $0 != 0 }
+                    let isZero = CimExtractor.isZero(UnsafeRawBufferPointer(rebasing: chunk[block..<blockEnd]))
                     if isZero, let start = runStart {
                         try writeAll(fd, UnsafeRawBufferPointer(rebasing: chunk[start..<block]), at: offset + UInt64(start), path: path)
                         runStart = nil
@@ -139,6 +139,15 @@ public final class CimExtractor {
         }
         summary.bytes += stream.length
         return false
+    }
+
+    /// memcmp against zeros: much faster than a byte loop, also in debug builds.
+    private static func isZero(_ data: UnsafeRawBufferPointer) -> Bool {
+        guard let base = data.baseAddress else { return true }
+        return WriterObjectStore.zeroChunk.withUnsafeBytes { zeros in
+            guard let zeroBase = zeros.baseAddress, data.count <= zeros.count else { return false }
+            return memcmp(base, zeroBase, data.count) == 0
+        }
     }
 
     private func writeAll(_ fd: Int32, _ data: UnsafeRawBufferPointer, at offset: UInt64, path: String) throws {
