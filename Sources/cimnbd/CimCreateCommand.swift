@@ -18,7 +18,8 @@ struct CimCreateCommand: ParsableCommand {
             several names). mtime → last write, ctime → change, atime → last access, birth
             time → creation. Xattrs: user.NAME → alternate data stream NAME,
             trusted.ntfs_acl → security descriptor, trusted.ntfs_attrib → attribute flags,
-            trusted.ntfs_ea → EA buffer, trusted.ntfs_reparse_data → reparse buffer.
+            trusted.ntfs_ea → EA buffer, trusted.ntfs_reparse_data → reparse buffer
+            (trusted.ntfs_reparse_tag → reparse tag, when not the buffer's first 4 bytes).
             Deduplication uses SHA-256 truncated to 24 bytes (recorded in objectid files).
 
             Examples:

@@ -30,7 +30,8 @@ public struct CimExtractSummary: Sendable {
 /// alternate streams → `user.<name>`, security descriptor →
 /// `trusted.ntfs_acl`, flags → `trusted.ntfs_attrib` (when any is set), EAs →
 /// `trusted.ntfs_ea`, reparse data other than a plain symlink →
-/// `trusted.ntfs_reparse_data`. Creation and change times cannot be set on
+/// `trusted.ntfs_reparse_data` (plus `trusted.ntfs_reparse_tag` when the
+/// entry's tag is not the data's first four bytes). Creation and change times cannot be set on
 /// Linux and are not restored. Files get mode 0644, directories 0755.
 ///
 /// The target directory is created if missing and must otherwise be empty;
@@ -178,7 +179,14 @@ public final class CimExtractor {
             bytes.u32(word)
             try WriterLinux.setXattr(path, name: WriterXattrMapping.attributesName, value: bytes.bytes)
         }
-        if let reparse = try image.reparseData(of: id) {
+        let reparseData = try image.reparseData(of: id)
+        let tagInData = reparseData.flatMap { $0.count >= 4 ? try? WriterByteReader(bytes: $0, path: path).u32(0) : nil }
+        if entry.reparseTag != 0 || reparseData != nil, tagInData != entry.reparseTag {
+            var bytes = WriterByteBuffer(capacity: 4)
+            bytes.u32(entry.reparseTag)
+            try WriterLinux.setXattr(path, name: WriterXattrMapping.reparseTagName, value: bytes.bytes)
+        }
+        if let reparse = reparseData {
             // A symlink made from this buffer needs the xattr only if the buffer
             // holds more than the target (print name, flags) says.
             let plain = isSymlink && WriterSymlinkReparse.target(buffer: reparse).map { WriterSymlinkReparse.buffer(target: $0) == reparse } == true

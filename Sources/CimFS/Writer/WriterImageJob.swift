@@ -200,10 +200,11 @@ struct WriterImageJob {
             reparseBuffer = WriterSymlinkReparse.buffer(target: target)
         }
         var reparse: UInt64 = 0
-        var reparseTag: UInt32 = 0
+        var reparseTag: UInt32 = xattrs.reparseTag ?? 0
         if let buffer = reparseBuffer {
-            let reader = WriterByteReader(bytes: buffer, path: record.sourcePath)
-            reparseTag = try reader.u32(0)
+            if xattrs.reparseTag == nil {
+                reparseTag = try WriterByteReader(bytes: buffer, path: record.sourcePath).u32(0)
+            }
             guard buffer.count <= Int(UInt16.max) else {
                 throw CimError.invalidInput("\(record.sourcePath): reparse buffer is \(buffer.count) bytes, at most 65535 fit")
             }
