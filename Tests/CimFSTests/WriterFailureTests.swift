@@ -123,4 +123,23 @@ final class WriterFailureTests: XCTestCase {
             XCTAssertTrue(message.contains("not empty"), message)
         }
     }
+
+    func testNameAndPathLimits() throws {
+        XCTAssertNoThrow(try WriterSourceTree.checkName(Array(repeating: 0x61, count: 255), path: "ok"))
+        XCTAssertThrowsError(try WriterSourceTree.checkName(Array(repeating: 0x61, count: 256), path: "/src/long")) { error in
+            guard case CimError.invalidInput(let message) = error else { return XCTFail("\(error)") }
+            XCTAssertTrue(message.contains("/src/long") && message.contains("256"), message)
+        }
+        XCTAssertNoThrow(try WriterSourceTree.checkPathLength(32767, path: "ok"))
+        XCTAssertThrowsError(try WriterSourceTree.checkPathLength(32768, path: "/src/deep")) { error in
+            guard case CimError.invalidInput(let message) = error else { return XCTFail("\(error)") }
+            XCTAssertTrue(message.contains("/src/deep") && message.contains("32768"), message)
+        }
+        // A real 255-byte name (the Linux maximum) is accepted.
+        let name = String(repeating: "n", count: 255)
+        try WriterTestSupport.write(src + "/" + name, Array("long".utf8))
+        try CimWriter().createImage(from: src, imagePath: out + "/long.cim")
+        let image = try CimImage(path: out + "/long.cim")
+        XCTAssertEqual(try WriterTestSupport.content(image, try image.entry(try image.lookup(path: name)).defaultStream, fileID: 0), Array("long".utf8))
+    }
 }
