@@ -39,8 +39,15 @@ let package = Package(
                 "VolumeSynth",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
+        ),
+        // libnbd (Debian: libnbd-dev), the NBD client the NBDServer tests drive.
+        .systemLibrary(
+            name: "CLibNBD",
+            pkgConfig: "libnbd",
+            providers: [.apt(["libnbd-dev"])]
         ),
         // Kernel attach through netlink / ioctl.
         .target(
@@ -66,11 +73,20 @@ let package = Package(
                 "CimFS", "VolumeSynth", "NBDServer", "NBDKernel", "MountService",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .testTarget(name: "CimFSTests", dependencies: ["CimFS", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "VolumeSynthTests", dependencies: ["VolumeSynth", "CimFS"]),
-        .testTarget(name: "NBDServerTests", dependencies: ["NBDServer", "VolumeSynth", "CimFS"]),
+        .testTarget(
+            name: "NBDServerTests",
+            dependencies: [
+                "NBDServer", "VolumeSynth", "CimFS", "CLibNBD",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(name: "NBDKernelTests", dependencies: ["NBDKernel"]),
         .testTarget(name: "MountServiceTests", dependencies: ["MountService"]),
     ]

@@ -58,8 +58,14 @@ public final class RegionFile: @unchecked Sendable, CustomStringConvertible {
     public var description: String { path }
 
     /// Reads exactly `buffer.count` bytes at `offset`; a short file is an error.
+    ///
+    /// Every read first checks (one `fstat`) that the file still has the size
+    /// and modification time it had when opened, so a file rewritten or
+    /// truncated under a reader gives ``CimError/fileChanged(path:detail:)``
+    /// instead of mixed bytes.
     public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws {
         guard buffer.count > 0 else { return }
+        try checkContentUnchanged()
         guard offset <= size, UInt64(buffer.count) <= size - offset else {
             throw CimError.outOfBounds(path: path, offset: offset, length: UInt64(buffer.count), fileSize: size, what: "read")
         }
@@ -87,9 +93,11 @@ public final class RegionFile: @unchecked Sendable, CustomStringConvertible {
         }
     }
 
-    /// Throws ``CimError/fileChanged(path:detail:)`` when the file on disk is no
-    /// longer the one that was opened: truncated, grown, rewritten, or replaced.
-    public func checkUnchanged() throws {
+    /// Throws ``CimError/fileChanged(path:detail:)`` when the open file's size
+    /// or modification time differs from what it was at open time (one `fstat`;
+    /// cheap enough for every read, and what callers that send the descriptor's
+    /// bytes with `sendfile` must call first).
+    public func checkContentUnchanged() throws {
         var st = stat()
         if fstat(fileDescriptor, &st) != 0 {
             throw CimError.io(path: path, offset: 0, errno: errno, what: "fstat")
@@ -100,6 +108,12 @@ public final class RegionFile: @unchecked Sendable, CustomStringConvertible {
         if Int(st.st_mtim.tv_sec) != modificationSeconds || Int(st.st_mtim.tv_nsec) != modificationNanoseconds {
             throw CimError.fileChanged(path: path, detail: "modification time changed")
         }
+    }
+
+    /// Like ``checkContentUnchanged()``, and also that the path still names the
+    /// opened file (not replaced by a rename).
+    public func checkUnchanged() throws {
+        try checkContentUnchanged()
         var byName = stat()
         if stat(path, &byName) == 0 {
             if UInt64(byName.st_dev) != device || UInt64(byName.st_ino) != inode {

@@ -1,7 +1,7 @@
 import ArgumentParser
 
 @main
-struct CimNBD: ParsableCommand {
+struct CimNBD: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cimnbd",
         abstract: "Serve Windows CIM images as read-only Linux volumes over NBD.",
@@ -10,7 +10,7 @@ struct CimNBD: ParsableCommand {
             objectid_* files), synthesizes a read-only ext4 volume from them on the fly, and
             exports it over the NBD protocol under the image's volume GUID.
             """,
-        subcommands: [CimCommand.self]
+        subcommands: [CimCommand.self, ExportCommand.self, ServeCommand.self, MountCommand.self, DismountCommand.self, ListCommand.self]
     )
 }
 

@@ -32,6 +32,12 @@ func writeStderr(_ text: String) {
     copy.withUTF8 { writeAll(2, UnsafeRawBufferPointer($0)) }
 }
 
+/// Writes text to stdout unbuffered (the daemon's output must appear at once, also in a pipe).
+func writeStdoutText(_ text: String) {
+    var copy = text
+    copy.withUTF8 { writeAll(1, UnsafeRawBufferPointer($0)) }
+}
+
 /// Writes raw bytes to stdout.
 func writeStdout(_ bytes: UnsafeRawBufferPointer) {
     writeAll(1, bytes)

@@ -135,6 +135,15 @@ public final class CimTreeSource: FileTreeSource {
                 result.append(ExtendedAttribute(name: name, value: value))
             }
         }
+        if let sd = try image.securityDescriptor(of: node) { add("trusted.ntfs_acl", sd) }
+        let attributes = entry.attributes
+        add("trusted.ntfs_attrib", withUnsafeBytes(of: attributes.littleEndian, Array.init))
+        if let ea = try image.extendedAttributes(of: node) { add("trusted.ntfs_ea", ea) }
+        if let reparse = try image.reparseData(of: node) { add("trusted.ntfs_reparse_data", reparse) }
+        if let original = replacedNames[node] {
+            add(WindowsName.originalNameAttribute, original.flatMap { [UInt8($0 & 0xFF), UInt8($0 >> 8)] })
+        }
+        // Streams last: when space runs out, the Windows metadata above is what survives.
         for stream in try image.alternateStreams(of: node) {
             let name = WindowsName.direct(stream.nameUnits).map { String(decoding: $0, as: UTF8.self) }
                 ?? String(decoding: WindowsName.replacement(stream.nameUnits), as: UTF8.self)
@@ -143,14 +152,6 @@ public final class CimTreeSource: FileTreeSource {
                 continue
             }
             add("user." + name, try image.read(stream.stream, at: 0, length: Int(stream.size), fileID: node))
-        }
-        if let sd = try image.securityDescriptor(of: node) { add("trusted.ntfs_acl", sd) }
-        let attributes = entry.attributes
-        add("trusted.ntfs_attrib", withUnsafeBytes(of: attributes.littleEndian, Array.init))
-        if let ea = try image.extendedAttributes(of: node) { add("trusted.ntfs_ea", ea) }
-        if let reparse = try image.reparseData(of: node) { add("trusted.ntfs_reparse_data", reparse) }
-        if let original = replacedNames[node] {
-            add(WindowsName.originalNameAttribute, original.flatMap { [UInt8($0 & 0xFF), UInt8($0 >> 8)] })
         }
         return result
     }

@@ -1,0 +1,2 @@
+/* libnbd, the NBD client library, for the NBDServer tests (Debian: libnbd-dev). */
+#include <libnbd.h>

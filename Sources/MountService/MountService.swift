@@ -1,1 +1,0 @@
-// The mount table, control API and state live here (issue 4).

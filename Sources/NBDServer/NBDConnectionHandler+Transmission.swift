@@ -1,0 +1,360 @@
+import CimFS
+import Logging
+import NIOCore
+import NIOPosix
+import VolumeSynth
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The transmission phase: commands and their replies.
+extension NBDConnectionHandler {
+    /// 1 MiB of zeros, written (shared, never copied) for zero runs in data.
+    private static let zeroBuffer: ByteBuffer = {
+        var buffer = ByteBufferAllocator().buffer(capacity: 1 << 20)
+        buffer.writeRepeatingByte(0, count: 1 << 20)
+        return buffer
+    }()
+
+    func handleRequest(_ request: NBDRequest, context: ChannelHandlerContext) {
+        guard let export else {
+            closeNow(context: context)
+            return
+        }
+        logger.trace("request \(request.commandName) offset \(request.offset) length \(request.length) flags \(request.flags)")
+        switch request.type {
+        case NBDProtocol.cmdDisc:
+            // proto.md: finish outstanding requests, then close; no reply.
+            logger.debug("client sent NBD_CMD_DISC")
+            phase = .closing
+            inbound.clear()
+            if inFlight == 0 {
+                context.close(promise: nil)
+            }
+        case NBDProtocol.cmdWrite:
+            inFlight += 1
+            if request.length > 0 {
+                // The payload follows the header; skip it without buffering so
+                // the stream stays in sync, then answer.
+                discardRemaining = UInt64(request.length)
+                afterDiscard = .writeRejected(request)
+            } else {
+                finishWithError(request, error: .eperm, message: "the export is read-only", context: context)
+            }
+        case NBDProtocol.cmdTrim, NBDProtocol.cmdWriteZeroes:
+            inFlight += 1
+            finishWithError(request, error: .eperm, message: "the export is read-only", context: context)
+        case NBDProtocol.cmdFlush:
+            inFlight += 1
+            guard request.flags & ~NBDProtocol.cmdFlagFUA == 0 else {
+                finishWithError(request, error: .einval, message: "unsupported flags 0x\(String(request.flags, radix: 16)) for FLUSH", context: context)
+                return
+            }
+            // Nothing is ever written, so there is nothing to flush.
+            finishSuccessfully(request, context: context)
+        case NBDProtocol.cmdRead:
+            inFlight += 1
+            handleRead(request, export: export, context: context)
+        case NBDProtocol.cmdCache:
+            inFlight += 1
+            handleCache(request, export: export, context: context)
+        case NBDProtocol.cmdBlockStatus:
+            inFlight += 1
+            handleBlockStatus(request, export: export, context: context)
+        default:
+            inFlight += 1
+            finishWithError(request, error: .einval, message: "unknown command \(request.type)", context: context)
+        }
+    }
+
+    // MARK: READ
+
+    private func handleRead(_ request: NBDRequest, export: NBDExport, context: ChannelHandlerContext) {
+        let allowedFlags = structuredReplies ? (NBDProtocol.cmdFlagFUA | NBDProtocol.cmdFlagDF) : NBDProtocol.cmdFlagFUA
+        guard request.flags & ~allowedFlags == 0 else {
+            finishWithError(request, error: .einval, message: "unsupported flags 0x\(String(request.flags, radix: 16)) for READ", context: context)
+            return
+        }
+        guard request.length > 0 else {
+            finishWithError(request, error: .einval, message: "zero-length read", context: context)
+            return
+        }
+        guard request.length <= configuration.maximumPayloadSize else {
+            finishWithError(request, error: .einval,
+                            message: "read of \(request.length) bytes exceeds the maximum of \(configuration.maximumPayloadSize)",
+                            context: context)
+            return
+        }
+        let size = export.volume.size
+        guard Self.rangeInside(offset: request.offset, length: request.length, size: size) else {
+            finishWithError(request, error: .einval,
+                            message: "read of \(request.length) bytes at \(request.offset) is beyond the end of the export (\(size) bytes)",
+                            context: context)
+            return
+        }
+        let dontFragment = request.flags & NBDProtocol.cmdFlagDF != 0
+        let options = ReadReplyPlan.Options(
+            allowHoles: structuredReplies && !dontFragment,
+            useSendfile: configuration.useSendfile,
+            sendfileMinimumLength: configuration.sendfileMinimumLength
+        )
+        let volume = export.volume
+        let offset = request.offset
+        let length = Int(request.length)
+        let future = threadPool.runIfActive(eventLoop: context.eventLoop) {
+            try ReadReplyPlan.build(volume: volume, offset: offset, length: length, options: options)
+        }
+        future.assumeIsolated().whenComplete { [self] result in
+            switch result {
+            case .success(let plan):
+                sendReadReply(request, plan: plan, context: context)
+            case .failure(let error):
+                finishWithFailure(request, error: error, context: context)
+            }
+        }
+    }
+
+    private func sendReadReply(_ request: NBDRequest, plan: ReadReplyPlan, context: ChannelHandlerContext) {
+        let allocator = context.channel.allocator
+        var writes: [IOData] = []
+        var borrowed: [(NIOFileHandle, RegionFile)] = []
+
+        func appendParts(_ parts: [ReadReplyPlan.Part]) {
+            for part in parts {
+                switch part {
+                case .bytes(let buffer):
+                    writes.append(.byteBuffer(buffer))
+                case .zeros(var count):
+                    while count > 0 {
+                        let piece = min(count, Self.zeroBuffer.readableBytes)
+                        writes.append(.byteBuffer(Self.zeroBuffer.getSlice(at: 0, length: piece) ?? ByteBuffer()))
+                        count -= piece
+                    }
+                case .file(let file, let offset, let length):
+                    // A non-owning handle on the RegionFile's descriptor: ownership is
+                    // taken back (without closing) once the write completes, and the
+                    // RegionFile is kept alive until then, so the fd stays valid.
+                    let handle = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: file.fileDescriptor)
+                    borrowed.append((handle, file))
+                    let start = Int(offset)
+                    writes.append(.fileRegion(FileRegion(fileHandle: handle, readerIndex: start, endIndex: start + length)))
+                }
+            }
+        }
+
+        if !structuredReplies {
+            writes.append(.byteBuffer(NBDWireEncoding.simpleReply(handle: request.handle, error: 0, allocator: allocator)))
+            for chunk in plan.chunks {
+                if case .data(_, _, let parts) = chunk { appendParts(parts) }
+            }
+        } else {
+            // A content chunk sent with sendfile could still fail mid-way, so it
+            // must not carry the done flag: a NONE chunk ends the reply instead.
+            let doneSeparately = plan.usesSendfile
+            for (index, chunk) in plan.chunks.enumerated() {
+                let isLast = index == plan.chunks.count - 1
+                let flags: UInt16 = (isLast && !doneSeparately) ? NBDProtocol.replyFlagDone : 0
+                var header = allocator.buffer(capacity: 32)
+                switch chunk {
+                case .data(let offset, let length, let parts):
+                    NBDWireEncoding.writeChunkHeader(into: &header, handle: request.handle, flags: flags,
+                                                     type: NBDProtocol.replyTypeOffsetData, length: UInt32(8 + length))
+                    header.writeInteger(offset)
+                    writes.append(.byteBuffer(header))
+                    appendParts(parts)
+                case .hole(let offset, let length):
+                    NBDWireEncoding.writeChunkHeader(into: &header, handle: request.handle, flags: flags,
+                                                     type: NBDProtocol.replyTypeOffsetHole, length: 12)
+                    header.writeInteger(offset)
+                    header.writeInteger(length)
+                    writes.append(.byteBuffer(header))
+                }
+            }
+            if doneSeparately || plan.chunks.isEmpty {
+                writes.append(.byteBuffer(NBDWireEncoding.structuredDone(handle: request.handle, allocator: allocator)))
+            }
+        }
+        let future = writeReply(writes, context: context)
+        if !borrowed.isEmpty {
+            future.assumeIsolated().whenComplete { [logger] result in
+                if case .failure(let error) = result {
+                    logger.warning("sending file data failed: \(error)")
+                }
+                for (handle, file) in borrowed {
+                    withExtendedLifetime(file) {
+                        _ = try? handle.takeDescriptorOwnership()
+                    }
+                }
+            }
+        }
+    }
+
+    // MARK: BLOCK_STATUS
+
+    private func handleBlockStatus(_ request: NBDRequest, export: NBDExport, context: ChannelHandlerContext) {
+        guard structuredReplies, blockStatusEnabled else {
+            finishWithError(request, error: .einval, message: "no metadata context was negotiated (select base:allocation first)", context: context)
+            return
+        }
+        guard request.flags & ~(NBDProtocol.cmdFlagReqOne | NBDProtocol.cmdFlagFUA) == 0 else {
+            finishWithError(request, error: .einval, message: "unsupported flags 0x\(String(request.flags, radix: 16)) for BLOCK_STATUS", context: context)
+            return
+        }
+        guard request.length > 0 else {
+            finishWithError(request, error: .einval, message: "zero-length block status request", context: context)
+            return
+        }
+        let size = export.volume.size
+        guard Self.rangeInside(offset: request.offset, length: request.length, size: size) else {
+            finishWithError(request, error: .einval,
+                            message: "block status of \(request.length) bytes at \(request.offset) is beyond the end of the export (\(size) bytes)",
+                            context: context)
+            return
+        }
+        let volume = export.volume
+        let offset = request.offset
+        let length = UInt64(request.length)
+        let future = threadPool.runIfActive(eventLoop: context.eventLoop) {
+            try volume.blockStatus(offset: offset, length: length)
+        }
+        future.assumeIsolated().whenComplete { [self] result in
+            switch result {
+            case .success(let extents):
+                sendBlockStatus(request, extents: extents, context: context)
+            case .failure(let error):
+                finishWithFailure(request, error: error, context: context)
+            }
+        }
+    }
+
+    /// Most descriptors sent in one reply; the client asks again for the rest.
+    private static let maximumDescriptors = 1 << 16
+
+    private func sendBlockStatus(_ request: NBDRequest, extents: [VolumeExtent], context: ChannelHandlerContext) {
+        let onlyOne = request.flags & NBDProtocol.cmdFlagReqOne != 0
+        var remaining = UInt64(request.length)
+        var descriptors: [(UInt32, UInt32)] = []
+        for extent in extents where extent.length > 0 && remaining > 0 {
+            // Never describe more than was asked (a volume could over-report).
+            let length = UInt32(min(extent.length, remaining))
+            remaining -= UInt64(length)
+            let flags = extent.isZero ? (NBDProtocol.stateHole | NBDProtocol.stateZero) : 0
+            descriptors.append((length, flags))
+            if onlyOne || descriptors.count >= Self.maximumDescriptors { break }
+        }
+        if descriptors.isEmpty {
+            // proto.md: at least one descriptor; status 0 ("data") is always safe.
+            descriptors.append((request.length, 0))
+        }
+        var buffer = context.channel.allocator.buffer(capacity: 24 + 8 * descriptors.count)
+        NBDWireEncoding.writeChunkHeader(into: &buffer, handle: request.handle, flags: NBDProtocol.replyFlagDone,
+                                         type: NBDProtocol.replyTypeBlockStatus, length: UInt32(4 + 8 * descriptors.count))
+        buffer.writeInteger(Self.baseAllocationContextID)
+        for (length, flags) in descriptors {
+            buffer.writeInteger(length)
+            buffer.writeInteger(flags)
+        }
+        writeReply([.byteBuffer(buffer)], context: context)
+    }
+
+    // MARK: CACHE
+
+    private func handleCache(_ request: NBDRequest, export: NBDExport, context: ChannelHandlerContext) {
+        guard request.flags == 0 else {
+            // proto.md: a server advertising SEND_CACHE MUST reject unknown flags.
+            finishWithError(request, error: .einval, message: "unsupported flags 0x\(String(request.flags, radix: 16)) for CACHE", context: context)
+            return
+        }
+        let size = export.volume.size
+        guard Self.rangeInside(offset: request.offset, length: request.length, size: size) else {
+            finishWithError(request, error: .einval,
+                            message: "cache of \(request.length) bytes at \(request.offset) is beyond the end of the export (\(size) bytes)",
+                            context: context)
+            return
+        }
+        let volume = export.volume
+        let offset = request.offset
+        let length = UInt64(request.length)
+        let future = threadPool.runIfActive(eventLoop: context.eventLoop) {
+            guard length > 0 else { return }
+            // Prefetch: ask the kernel to read file-backed data ahead. Metadata
+            // and zeros are generated, so there is nothing to warm for them.
+            for segment in try volume.segments(offset: offset, length: length) {
+                if case .file(let file, let fileOffset, let segmentLength) = segment, fileOffset <= UInt64(Int64.max) {
+                    _ = posix_fadvise(file.fileDescriptor, off_t(fileOffset), off_t(min(segmentLength, UInt64(Int64.max))), Int32(POSIX_FADV_WILLNEED))
+                }
+            }
+        }
+        future.assumeIsolated().whenComplete { [self] result in
+            switch result {
+            case .success:
+                finishSuccessfully(request, context: context)
+            case .failure(let error):
+                finishWithFailure(request, error: error, context: context)
+            }
+        }
+    }
+
+    // MARK: Replies
+
+    /// True when `[offset, offset + length)` lies inside `size` bytes, without
+    /// trapping on overflow of client-chosen values.
+    static func rangeInside(offset: UInt64, length: UInt32, size: UInt64) -> Bool {
+        let (end, overflow) = offset.addingReportingOverflow(UInt64(length))
+        return !overflow && end <= size
+    }
+
+    /// Writes one complete reply and accounts the request as finished when the
+    /// bytes have left (or failed to).
+    @discardableResult
+    func writeReply(_ writes: [IOData], context: ChannelHandlerContext) -> EventLoopFuture<Void> {
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        guard let last = writes.last else {
+            promise.succeed()
+            requestFinished(context: context)
+            return promise.futureResult
+        }
+        for data in writes.dropLast() {
+            context.write(wrapOutboundOut(data), promise: nil)
+        }
+        context.writeAndFlush(wrapOutboundOut(last), promise: promise)
+        promise.futureResult.assumeIsolated().whenComplete { [self] _ in
+            requestFinished(context: context)
+        }
+        return promise.futureResult
+    }
+
+    func finishSuccessfully(_ request: NBDRequest, context: ChannelHandlerContext) {
+        // A simple reply without payload is valid even with structured replies.
+        writeReply([.byteBuffer(NBDWireEncoding.simpleReply(handle: request.handle, error: 0, allocator: context.channel.allocator))],
+                   context: context)
+    }
+
+    func finishWithError(_ request: NBDRequest, error: NBDError, message: String, context: ChannelHandlerContext) {
+        logger.debug("\(request.commandName) failed with \(error): \(message)")
+        let allocator = context.channel.allocator
+        let reply: ByteBuffer
+        if structuredReplies {
+            // proto.md prefers structured errors: the message reaches the user.
+            reply = NBDWireEncoding.structuredError(handle: request.handle, error: error.rawValue, message: message, allocator: allocator)
+        } else {
+            reply = NBDWireEncoding.simpleReply(handle: request.handle, error: error.rawValue, allocator: allocator)
+        }
+        writeReply([.byteBuffer(reply)], context: context)
+    }
+
+    /// Maps a failure of the volume (or of the I/O pool) to an NBD error reply.
+    func finishWithFailure(_ request: NBDRequest, error: any Error, context: ChannelHandlerContext) {
+        if let volumeError = error as? VolumeError, case .outOfRange = volumeError {
+            finishWithError(request, error: .einval, message: volumeError.description, context: context)
+            return
+        }
+        logger.error("\(request.commandName) of \(request.length) bytes at \(request.offset) failed: \(error)")
+        finishWithError(request, error: .eio, message: "I/O error: \(error)", context: context)
+    }
+}

@@ -1,0 +1,256 @@
+import Logging
+import NIOCore
+import NIOPosix
+
+/// Speaks NBD on one client connection: fixed-newstyle handshake, then the
+/// transmission phase.
+///
+/// The handler does its own framing instead of using a decoder, because the
+/// framing depends on state it owns (handshake vs transmission, WRITE payloads
+/// to skip) and because it applies backpressure: once
+/// ``NBDServerConfiguration/maximumInFlightRequests`` requests are being served
+/// it neither parses buffered bytes nor asks the socket for more, until replies
+/// have been written to the socket.
+///
+/// All methods run on the channel's event loop.
+final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = IOData
+    typealias OutboundOut = IOData
+
+    enum Phase {
+        /// Greeting sent; waiting for the 32-bit client flags.
+        case awaitingClientFlags
+        /// Option haggling.
+        case options
+        /// Serving commands for `export`.
+        case transmission
+        /// No more input is processed; the channel closes once replies are out.
+        case closing
+    }
+
+    /// What to do once a skipped payload has been consumed.
+    enum AfterDiscard {
+        /// An option too long to handle: answer NBD_REP_ERR_TOO_BIG.
+        case optionTooBig(option: UInt32, length: UInt32)
+        /// A WRITE on our read-only export: answer EPERM.
+        case writeRejected(NBDRequest)
+    }
+
+    let registry: ExportRegistry
+    let configuration: NBDServerConfiguration
+    let threadPool: NIOThreadPool
+    var logger: Logger
+
+    var phase: Phase = .awaitingClientFlags
+    /// Bytes received and not yet parsed.
+    var inbound = ByteBuffer()
+    /// Bytes of the current skipped payload still to consume.
+    var discardRemaining: UInt64 = 0
+    var afterDiscard: AfterDiscard?
+    /// Requests accepted whose reply has not been written to the socket yet.
+    var inFlight = 0
+    /// A `read` from the pipeline held back because of backpressure.
+    var readPending = false
+    var handshakeTimeout: Scheduled<Void>?
+
+    // Negotiated state.
+    var clientNoZeroes = false
+    var structuredReplies = false
+    /// The export whose `base:allocation` context was selected by the last
+    /// NBD_OPT_SET_META_CONTEXT, if any.
+    var metaContextExport: ExportGUID?
+    /// The export served in transmission phase.
+    var export: NBDExport?
+    /// True when block status was negotiated for the export being served.
+    var blockStatusEnabled = false
+
+    /// The context id given to `base:allocation` by NBD_OPT_SET_META_CONTEXT.
+    static let baseAllocationContextID: UInt32 = 1
+
+    init(registry: ExportRegistry, configuration: NBDServerConfiguration, threadPool: NIOThreadPool, logger: Logger) {
+        self.registry = registry
+        self.configuration = configuration
+        self.threadPool = threadPool
+        self.logger = logger
+    }
+
+    // MARK: Channel events
+
+    func channelActive(context: ChannelHandlerContext) {
+        inbound = context.channel.allocator.buffer(capacity: 256)
+        logger.debug("client connected")
+        var greeting = context.channel.allocator.buffer(capacity: 18)
+        greeting.writeInteger(NBDProtocol.initPasswd)
+        greeting.writeInteger(NBDProtocol.optionMagic)
+        greeting.writeInteger(NBDProtocol.flagFixedNewstyle | NBDProtocol.flagNoZeroes)
+        context.writeAndFlush(wrapOutboundOut(.byteBuffer(greeting)), promise: nil)
+        if configuration.handshakeTimeoutSeconds > 0 {
+            handshakeTimeout = context.eventLoop.assumeIsolated().scheduleTask(in: .seconds(configuration.handshakeTimeoutSeconds)) { [self] in
+                guard phase == .awaitingClientFlags || phase == .options else { return }
+                logger.notice("handshake timed out; closing")
+                phase = .closing
+                context.close(promise: nil)
+            }
+        }
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        handshakeTimeout?.cancel()
+        handshakeTimeout = nil
+        if let export {
+            registry.detach(guid: export.guid, channel: context.channel)
+        }
+        phase = .closing
+        logger.debug("client disconnected")
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var bytes = unwrapInboundIn(data)
+        guard phase != .closing else { return }
+        inbound.writeBuffer(&bytes)
+        processInbound(context: context)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // Connection resets and the like: nothing to answer, just close.
+        logger.debug("connection error: \(error)")
+        phase = .closing
+        context.close(promise: nil)
+    }
+
+    /// Holds back reads while the connection has as many requests in flight as
+    /// allowed, so a client cannot make us buffer without bound.
+    func read(context: ChannelHandlerContext) {
+        if shouldPauseReading {
+            readPending = true
+        } else {
+            context.read()
+        }
+    }
+
+    var shouldPauseReading: Bool {
+        phase == .transmission && inFlight >= configuration.maximumInFlightRequests
+    }
+
+    // MARK: Framing
+
+    /// Parses and handles as many complete messages as are buffered.
+    func processInbound(context: ChannelHandlerContext) {
+        var wroteSomething = false
+        parsing: while true {
+            if discardRemaining > 0 {
+                let count = min(UInt64(inbound.readableBytes), discardRemaining)
+                inbound.moveReaderIndex(forwardBy: Int(count))
+                discardRemaining -= count
+                if discardRemaining > 0 { break parsing }
+                if let action = afterDiscard {
+                    afterDiscard = nil
+                    discardFinished(action, context: context)
+                    wroteSomething = true
+                }
+                continue parsing
+            }
+            switch phase {
+            case .awaitingClientFlags:
+                guard let flags = inbound.readInteger(as: UInt32.self) else { break parsing }
+                guard handleClientFlags(flags, context: context) else { break parsing }
+            case .options:
+                guard inbound.readableBytes >= NBDProtocol.optionHeaderSize,
+                      let magic = inbound.getInteger(at: inbound.readerIndex, as: UInt64.self),
+                      let option = inbound.getInteger(at: inbound.readerIndex + 8, as: UInt32.self),
+                      let length = inbound.getInteger(at: inbound.readerIndex + 12, as: UInt32.self)
+                else { break parsing }
+                guard magic == NBDProtocol.optionMagic else {
+                    logger.warning("bad option magic 0x\(String(magic, radix: 16)); closing")
+                    closeNow(context: context)
+                    break parsing
+                }
+                if length > configuration.maximumOptionLength {
+                    inbound.moveReaderIndex(forwardBy: NBDProtocol.optionHeaderSize)
+                    rejectLongOption(option: option, length: length, context: context)
+                    wroteSomething = true
+                    continue parsing
+                }
+                guard inbound.readableBytes >= NBDProtocol.optionHeaderSize + Int(length) else { break parsing }
+                inbound.moveReaderIndex(forwardBy: NBDProtocol.optionHeaderSize)
+                guard let payload = inbound.readSlice(length: Int(length)) else { break parsing }
+                handleOption(option, payload: payload, context: context)
+                wroteSomething = true
+            case .transmission:
+                if inFlight >= configuration.maximumInFlightRequests { break parsing }
+                guard inbound.readableBytes >= NBDProtocol.requestHeaderSize,
+                      let magic = inbound.getInteger(at: inbound.readerIndex, as: UInt32.self)
+                else { break parsing }
+                guard magic == NBDProtocol.requestMagic else {
+                    // Without a valid header we cannot know where the next one
+                    // starts: the stream is corrupt and cannot be answered.
+                    logger.warning("bad request magic 0x\(String(magic, radix: 16)); closing connection")
+                    closeNow(context: context)
+                    break parsing
+                }
+                guard let request = NBDRequest.read(from: &inbound) else { break parsing }
+                handleRequest(request, context: context)
+            case .closing:
+                inbound.clear()
+                break parsing
+            }
+        }
+        if inbound.readerIndex > 64 * 1024 || inbound.readableBytes == 0 {
+            inbound.discardReadBytes()
+        }
+        if wroteSomething {
+            context.flush()
+        }
+    }
+
+    private func discardFinished(_ action: AfterDiscard, context: ChannelHandlerContext) {
+        switch action {
+        case .optionTooBig(let option, let length):
+            sendOptionError(option: option, type: NBDProtocol.repErrTooBig,
+                            message: "option \(option) is \(length) bytes long; the limit is \(configuration.maximumOptionLength)",
+                            context: context)
+        case .writeRejected(let request):
+            finishWithError(request, error: .eperm, message: "the export is read-only", context: context)
+        }
+    }
+
+    /// Closes at once, dropping anything not yet parsed.
+    func closeNow(context: ChannelHandlerContext) {
+        phase = .closing
+        inbound.clear()
+        context.close(promise: nil)
+    }
+
+    /// Closes after everything written so far reached the socket.
+    func closeAfterFlush(context: ChannelHandlerContext) {
+        phase = .closing
+        inbound.clear()
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(wrapOutboundOut(.byteBuffer(ByteBuffer())), promise: promise)
+        promise.futureResult.assumeIsolated().whenComplete { _ in
+            context.close(promise: nil)
+        }
+    }
+
+    // MARK: Request accounting
+
+    /// Called when a request's reply has been written (or failed to be).
+    func requestFinished(context: ChannelHandlerContext) {
+        inFlight -= 1
+        if phase == .closing {
+            if inFlight == 0 && context.channel.isActive {
+                context.close(promise: nil)
+            }
+            return
+        }
+        // Capacity freed: handle requests already buffered, then let reads resume.
+        processInbound(context: context)
+        if readPending && !shouldPauseReading {
+            readPending = false
+            context.read()
+        }
+    }
+}

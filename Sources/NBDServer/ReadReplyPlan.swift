@@ -1,0 +1,194 @@
+import CimFS
+import NIOCore
+import VolumeSynth
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The payload of a READ reply, prepared off the event loop.
+///
+/// Everything that may block (`segments`, `pread` of metadata and small file
+/// pieces, file identity checks) happens in ``build(export:offset:length:options:)``
+/// on the blocking-I/O pool. What is left for the event loop is writing: byte
+/// buffers, shared zero buffers, and `sendfile` of large file-backed pieces.
+struct ReadReplyPlan: Sendable {
+    /// One piece of a data payload, in order.
+    enum Part: Sendable {
+        /// Bytes already read.
+        case bytes(ByteBuffer)
+        /// That many zero bytes (written from a shared zero buffer).
+        case zeros(Int)
+        /// `length` bytes at `offset` of `file`, to be sent with `sendfile`.
+        case file(RegionFile, offset: UInt64, length: Int)
+    }
+
+    /// One content chunk: data (payload parts) or a hole.
+    enum Chunk: Sendable {
+        case data(offset: UInt64, length: Int, parts: [Part])
+        case hole(offset: UInt64, length: UInt32)
+    }
+
+    /// How the reply will be framed, which decides what may become a hole.
+    struct Options: Sendable {
+        /// Structured reply without `NBD_CMD_FLAG_DF`: zero runs may be holes.
+        var allowHoles: Bool
+        var useSendfile: Bool
+        var sendfileMinimumLength: UInt64
+        /// Zero runs at least this long become `OFFSET_HOLE` chunks.
+        var holeMinimumLength: UInt64 = 4096
+    }
+
+    var chunks: [Chunk]
+
+    /// True when some part is sent with `sendfile`, after which an I/O error can
+    /// only be reported by disconnecting.
+    var usesSendfile: Bool {
+        chunks.contains { chunk in
+            if case .data(_, _, let parts) = chunk {
+                return parts.contains { if case .file = $0 { return true } else { return false } }
+            }
+            return false
+        }
+    }
+
+    /// Plans the reply for `[offset, offset + length)`, which the caller has
+    /// checked lies inside the volume. Blocking: call on the I/O pool.
+    static func build(volume: any Volume, offset: UInt64, length: Int, options: Options) throws -> ReadReplyPlan {
+        let segments = try volume.segments(offset: offset, length: UInt64(length))
+        var total: UInt64 = 0
+        for segment in segments {
+            let (sum, overflow) = total.addingReportingOverflow(segment.length)
+            guard !overflow else { throw VolumeError.io("volume segments overflow") }
+            total = sum
+        }
+        // A volume that describes a different length would desynchronise the
+        // stream; treat it as an I/O error of that volume.
+        guard total == UInt64(length) else {
+            throw VolumeError.io("volume described \(total) bytes for a \(length)-byte read at \(offset)")
+        }
+
+        var builder = Builder(volume: volume, start: offset)
+        var checkedFiles = Set<ObjectIdentifier>()
+        for segment in segments where segment.length > 0 {
+            let len = segment.length  // <= length <= 32 MiB, so Int conversions are safe
+            switch segment {
+            case .zeros:
+                if options.allowHoles && len >= options.holeMinimumLength {
+                    try builder.addHole(length: len)
+                } else {
+                    try builder.addZeros(length: len)
+                }
+            case .metadata:
+                builder.addCopy(length: len)
+            case .file(let file, let fileOffset, _):
+                if options.useSendfile && len >= options.sendfileMinimumLength {
+                    if checkedFiles.insert(ObjectIdentifier(file)).inserted {
+                        // sendfile bypasses Volume.read and its checks: a file that
+                        // changed under us must fail the read, not send mixed bytes.
+                        try file.checkUnchanged()
+                    }
+                    let (end, overflow) = fileOffset.addingReportingOverflow(len)
+                    guard !overflow, end <= file.size, fileOffset <= UInt64(Int.max) else {
+                        throw VolumeError.io("segment \(fileOffset)+\(len) is outside \(file.path) (\(file.size) bytes)")
+                    }
+                    // Start the page-cache fill now so the sendfile on the event loop
+                    // finds the pages resident instead of blocking on the disk.
+                    _ = posix_fadvise(file.fileDescriptor, off_t(fileOffset), off_t(len), Int32(POSIX_FADV_WILLNEED))
+                    try builder.addFile(file, offset: fileOffset, length: len)
+                } else {
+                    builder.addCopy(length: len)
+                }
+            }
+        }
+        try builder.finish()
+        return ReadReplyPlan(chunks: builder.chunks)
+    }
+
+    /// Accumulates parts into chunks, merging neighbouring copied ranges into
+    /// one `Volume.read` each.
+    private struct Builder {
+        let volume: any Volume
+        var cursor: UInt64
+        var chunks: [Chunk] = []
+        var dataStart: UInt64
+        var dataLength = 0
+        var parts: [Part] = []
+        /// Volume range not read yet, to be copied with one `Volume.read`.
+        var pendingCopyStart: UInt64 = 0
+        var pendingCopyLength = 0
+
+        init(volume: any Volume, start: UInt64) {
+            self.volume = volume
+            self.cursor = start
+            self.dataStart = start
+        }
+
+        mutating func addCopy(length: UInt64) {
+            if pendingCopyLength == 0 { pendingCopyStart = cursor }
+            pendingCopyLength += Int(length)
+            advance(length)
+        }
+
+        mutating func addZeros(length: UInt64) throws {
+            // Short zero runs between copied pieces are cheaper to read along.
+            if pendingCopyLength > 0 && length < 64 * 1024 {
+                addCopy(length: length)
+                return
+            }
+            try flushCopy()
+            parts.append(.zeros(Int(length)))
+            advance(length)
+        }
+
+        mutating func addFile(_ file: RegionFile, offset: UInt64, length: UInt64) throws {
+            try flushCopy()
+            parts.append(.file(file, offset: offset, length: Int(length)))
+            advance(length)
+        }
+
+        mutating func addHole(length: UInt64) throws {
+            try flushData()
+            chunks.append(.hole(offset: cursor, length: UInt32(length)))
+            cursor += length
+            dataStart = cursor
+        }
+
+        mutating func finish() throws {
+            try flushData()
+        }
+
+        private mutating func advance(_ length: UInt64) {
+            cursor += length
+            dataLength += Int(length)
+        }
+
+        private mutating func flushCopy() throws {
+            guard pendingCopyLength > 0 else { return }
+            var buffer = ByteBufferAllocator().buffer(capacity: pendingCopyLength)
+            let start = pendingCopyStart
+            let count = pendingCopyLength
+            let volume = self.volume
+            try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { raw in
+                try volume.read(into: UnsafeMutableRawBufferPointer(rebasing: raw.prefix(count)), at: start)
+                return count
+            }
+            parts.append(.bytes(buffer))
+            pendingCopyLength = 0
+        }
+
+        private mutating func flushData() throws {
+            try flushCopy()
+            if dataLength > 0 {
+                chunks.append(.data(offset: dataStart, length: dataLength, parts: parts))
+            }
+            parts = []
+            dataLength = 0
+            dataStart = cursor
+        }
+    }
+}

@@ -1,0 +1,111 @@
+import ArgumentParser
+import CimFS
+import Foundation
+import Logging
+import MountService
+import NIOCore
+import ServiceLifecycle
+import VolumeSynth
+
+/// `cimnbd serve`: the daemon.
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the NBD server, the control API and the mount table in the foreground.",
+        discussion: """
+            Every mounted image is exported read-only as an ext4 volume under its volume GUID:
+            nbd://HOST/GUID. Mounts are saved in the state file and come back when the daemon
+            starts again. With no state and no --no-demo, a built-in demo image is mounted
+            under the fixed GUID \(DemoImage.guid). Stop with Ctrl-C or SIGTERM.
+
+            Examples:
+              cimnbd serve
+              cimnbd serve --listen 127.0.0.1:10809 --listen [::1]:10809 --socket /run/cimnbd/nbd.sock
+              cimnbd serve --control /tmp/cimnbd.sock --state /tmp/cimnbd.json --no-demo
+            """
+    )
+
+    @Option(name: .long, help: ArgumentHelp("TCP address to listen on, HOST:PORT; repeatable. Default 127.0.0.1:10809 (the IANA NBD port). Example: --listen 0.0.0.0:10809", valueName: "ADDR"))
+    var listen: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Unix socket to listen on for NBD clients; repeatable. Example: --socket /run/cimnbd/nbd.sock", valueName: "PATH"))
+    var socket: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Control socket for 'cimnbd mount/dismount/list' (mode 0600).", valueName: "PATH"))
+    var control: String = ControlClient.defaultPath
+
+    @Option(name: .long, help: ArgumentHelp("State file holding the mount table. Example: --state /var/lib/cimnbd/mounts.json", valueName: "PATH"))
+    var state: String = "/var/lib/cimnbd/mounts.json"
+
+    @Flag(name: .customLong("no-demo"), help: "Do not mount the built-in demo image when nothing else is mounted.")
+    var noDemo = false
+
+    @Option(name: .long, help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical.", valueName: "LEVEL"))
+    var logLevel: String = "info"
+
+    func run() async throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "cimnbd")
+        let addresses: [SocketAddress]
+        do {
+            addresses = try (listen.isEmpty && socket.isEmpty ? ["127.0.0.1:10809"] : listen).map(ServeCommand.parseAddress)
+        } catch {
+            printError("\(error)")
+            throw ExitCode(2)
+        }
+        let showDemo = !noDemo
+        let daemon = CimNBDDaemon(
+            configuration: .init(listen: addresses, unixSockets: socket, controlPath: control, statePath: state),
+            logger: logger, makeVolume: VolumeFactories.daemon,
+            onReady: { daemon in
+                guard showDemo, daemon.manager.list().isEmpty else { return }
+                let image = try DemoImage.create()
+                let directory = (image as NSString).deletingLastPathComponent
+                let record = try daemon.manager.mount(directory: directory, name: "demo.cim", flags: 0,
+                                                      guid: CimGUID(string: DemoImage.guid), mapping: MappingOptions())
+                let uri = daemon.manager.uri(for: record.guid)
+                writeStdoutText("""
+                    cimnbd: serving the built-in demo image \(image)
+                      nbdinfo \(uri)
+                      nbdcopy \(uri) demo.ext4 && e2fsck -fn demo.ext4
+                      nbdfuse /tmp/demo-nbd \(uri) &  mount -o loop,ro /tmp/demo-nbd/nbd /mnt
+                    Stop with Ctrl-C.
+
+                    """)
+                // Forget the demo on the next start: it lives in a temporary directory.
+                try daemon.manager.dismountOnShutdown(guid: record.guid)
+            })
+        let group = ServiceGroup(configuration: .init(services: [daemon], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        do {
+            try await group.run()
+        } catch {
+            printError("\(error)")
+            throw ExitCode(1)
+        }
+    }
+
+    /// Parses `HOST:PORT`, `[IPv6]:PORT` or `PORT`.
+    static func parseAddress(_ text: String) throws -> SocketAddress {
+        var host = "127.0.0.1", portText = text
+        if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
+            host = String(text[text.index(after: text.startIndex)..<close])
+            portText = String(text[text.index(after: close)...].dropFirst())
+        } else if let colon = text.lastIndex(of: ":") {
+            host = String(text[..<colon])
+            portText = String(text[text.index(after: colon)...])
+        }
+        guard let port = Int(portText), (0...65535).contains(port) else {
+            throw ValidationError("--listen: \"\(text)\" is not HOST:PORT")
+        }
+        do {
+            return try SocketAddress(ipAddress: host, port: port)
+        } catch {
+            throw ValidationError("--listen: \"\(host)\" is not an IP address")
+        }
+    }
+}
