@@ -50,7 +50,7 @@ struct CimCreateCommand: ParsableCommand {
     @Option(name: .customLong("small-data-threshold"), help: ArgumentHelp("Data shorter than this goes to the 8-byte aligned small-data region; 0 disables it. Example: --small-data-threshold 512", valueName: "BYTES"))
     var smallDataThreshold: UInt64 = 4096
 
-    @Flag(name: .customLong("no-dedup"), help: "Store every file's data even if identical data is already stored.")
+    @Flag(name: .customLong("no-dedup"), help: "Store every object even if identical data is already stored (default: deduplicate by SHA-256). Example: --no-dedup")
     var noDedup = false
 
     @Option(name: .customLong("entry-size"), help: ArgumentHelp("File entry size in bytes: at least 96, a multiple of 8. Example: --entry-size 128", valueName: "N"))
