@@ -258,7 +258,10 @@ struct WriterImageJob {
         }
         dataBytes += size
         let path = record.sourcePath
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        // O_NOATIME keeps the copy from moving the source's access times; it
+        // needs ownership or CAP_FOWNER, so fall back without it.
+        var fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | WriterLinux.noAccessTime)
+        if fd < 0 && errno == EPERM { fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) }
         guard fd >= 0 else {
             let code = errno
             if code == EACCES || code == EPERM { throw CimError.accessDenied(path: path) }
