@@ -8,8 +8,9 @@ struct CimCreateCommand: ParsableCommand {
         abstract: "Create a CIM image from a Linux directory tree.",
         discussion: """
             Writes IMAGE (a NAME.cim path) and its region_<guid>_<n> and
-            objectid_<guid>_<n> files into IMAGE's directory. Everything is written under temporary names and
-            renamed into place last; on failure nothing is left behind.
+            objectid_<guid>_<n> files into IMAGE's directory. Everything is
+            written under temporary names and renamed into place last; on
+            failure nothing is left behind.
 
             Mapping: directories, regular files (all-hole files become sparse streams),
             symlinks (IO_REPARSE_TAG_SYMLINK; relative targets keep the relative flag, '/'
@@ -17,7 +18,8 @@ struct CimCreateCommand: ParsableCommand {
             several names). mtime → last write, ctime → change, atime → last access, birth
             time → creation. Xattrs: user.NAME → alternate data stream NAME,
             trusted.ntfs_acl → security descriptor, trusted.ntfs_attrib → attribute flags,
-            trusted.ntfs_ea → EA buffer, trusted.ntfs_reparse_data → reparse buffer.
+            trusted.ntfs_ea → EA buffer, trusted.ntfs_reparse_data → reparse buffer
+            (trusted.ntfs_reparse_tag → reparse tag, when not the buffer's first 4 bytes).
             Deduplication uses SHA-256 truncated to 24 bytes (recorded in objectid files).
 
             Examples:
@@ -48,7 +50,7 @@ struct CimCreateCommand: ParsableCommand {
     @Option(name: .customLong("small-data-threshold"), help: ArgumentHelp("Data shorter than this goes to the 8-byte aligned small-data region; 0 disables it. Example: --small-data-threshold 512", valueName: "BYTES"))
     var smallDataThreshold: UInt64 = 4096
 
-    @Flag(name: .customLong("no-dedup"), help: "Store every file's data even if identical data is already stored.")
+    @Flag(name: .customLong("no-dedup"), help: "Store every object even if identical data is already stored (default: deduplicate by SHA-256). Example: --no-dedup")
     var noDedup = false
 
     @Option(name: .customLong("entry-size"), help: ArgumentHelp("File entry size in bytes: at least 96, a multiple of 8. Example: --entry-size 128", valueName: "N"))

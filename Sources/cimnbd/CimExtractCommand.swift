@@ -11,7 +11,9 @@ struct CimExtractCommand: ParsableCommand {
             last access and last write times, and the xattr mapping used by `cim create`:
             alternate data streams → user.NAME, security descriptor → trusted.ntfs_acl,
             attribute flags → trusted.ntfs_attrib, EAs → trusted.ntfs_ea, reparse points
-            other than plain symlinks → trusted.ntfs_reparse_data (trusted.* needs root).
+            other than plain symlinks → trusted.ntfs_reparse_data (+ trusted.ntfs_reparse_tag
+            when the tag is not the data's first 4 bytes); trusted.* needs root. Linux limits
+            apply: names over 255 UTF-8 bytes and streams too large for an xattr fail.
             Creation and change times cannot be set on Linux and are not restored.
             DIR is created if missing and must otherwise be empty.
 

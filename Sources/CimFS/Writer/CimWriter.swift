@@ -21,7 +21,8 @@ import Musl
 /// * xattrs as ``WriterXattrMapping`` describes: `user.*` ↔ alternate data
 ///   streams, `trusted.ntfs_acl` ↔ security descriptor, `trusted.ntfs_attrib`
 ///   ↔ attribute flags, `trusted.ntfs_ea` ↔ EA buffer,
-///   `trusted.ntfs_reparse_data` ↔ reparse buffer. Files without
+///   `trusted.ntfs_reparse_data` ↔ reparse buffer (`trusted.ntfs_reparse_tag`
+///   ↔ the entry's tag when it is not the buffer's first 4 bytes). Files without
 ///   `trusted.ntfs_acl` get no security descriptor.
 ///
 /// Object-id files record SHA-256 truncated to 24 bytes for every object.

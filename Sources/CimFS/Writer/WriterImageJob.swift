@@ -200,10 +200,11 @@ struct WriterImageJob {
             reparseBuffer = WriterSymlinkReparse.buffer(target: target)
         }
         var reparse: UInt64 = 0
-        var reparseTag: UInt32 = 0
+        var reparseTag: UInt32 = xattrs.reparseTag ?? 0
         if let buffer = reparseBuffer {
-            let reader = WriterByteReader(bytes: buffer, path: record.sourcePath)
-            reparseTag = try reader.u32(0)
+            if xattrs.reparseTag == nil {
+                reparseTag = try WriterByteReader(bytes: buffer, path: record.sourcePath).u32(0)
+            }
             guard buffer.count <= Int(UInt16.max) else {
                 throw CimError.invalidInput("\(record.sourcePath): reparse buffer is \(buffer.count) bytes, at most 65535 fit")
             }
@@ -257,7 +258,10 @@ struct WriterImageJob {
         }
         dataBytes += size
         let path = record.sourcePath
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        // O_NOATIME keeps the copy from moving the source's access times; it
+        // needs ownership or CAP_FOWNER, so fall back without it.
+        var fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | WriterLinux.noAccessTime)
+        if fd < 0 && errno == EPERM { fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) }
         guard fd >= 0 else {
             let code = errno
             if code == EACCES || code == EPERM { throw CimError.accessDenied(path: path) }

@@ -38,6 +38,8 @@ enum WriterLinux {
     static let seekData: Int32 = 3
     static let seekHole: Int32 = 4
     static let utimeOmit: Int = (1 << 30) - 2
+    /// O_NOATIME (not imported by the Glibc module); same value on x86-64 and arm64.
+    static let noAccessTime: Int32 = 0o1000000
     private static let statxBasicStats: UInt32 = 0x7FF
     private static let statxBirthTime: UInt32 = 0x800
     private static let statxBufferSize = 256

@@ -62,9 +62,7 @@ struct WriterSourceTree {
                     throw CimError.invalidInput("\(WriterPaths.join(directory.sourcePath, shown)): file name is not valid UTF-8")
                 }
                 let units = Array(name.utf16)
-                guard units.count <= CimFormat.maxNameUnits else {
-                    throw CimError.invalidInput("\(WriterPaths.join(directory.sourcePath, name)): name is \(units.count) UTF-16 units long, at most \(CimFormat.maxNameUnits) are allowed")
-                }
+                try checkName(units, path: WriterPaths.join(directory.sourcePath, name))
                 named.append((name, units, WriterUpcaseTable.upcased(units)))
             }
             named.sort { $0.key.lexicographicallyPrecedes($1.key) }
@@ -76,9 +74,7 @@ struct WriterSourceTree {
                 let path = WriterPaths.join(directory.sourcePath, entry.name)
                 let relative = directory.relativePath.isEmpty ? entry.name : directory.relativePath + "/" + entry.name
                 let units = parentUnits + 1 + entry.units.count
-                guard units <= CimFormat.maxPathUnits else {
-                    throw CimError.invalidInput("\(path): path is \(units) UTF-16 units long in the image, at most \(CimFormat.maxPathUnits) are allowed")
-                }
+                try checkPathLength(units, path: path)
                 let stat = try WriterLinux.stat(path)
                 let kind: WriterFileRecord.Kind
                 if stat.isDirectory { kind = .directory } else if stat.isRegular { kind = .regular } else if stat.isSymlink { kind = .symlink } else {
@@ -105,6 +101,21 @@ struct WriterSourceTree {
             }
         }
         return tree
+    }
+
+    /// Names are at most 255 UTF-16 units. (Linux allows 255 UTF-8 bytes, which is
+    /// never more units, so this only fires for names from elsewhere.)
+    static func checkName(_ units: [UInt16], path: String) throws {
+        guard !units.isEmpty, units.count <= CimFormat.maxNameUnits else {
+            throw CimError.invalidInput("\(path): name is \(units.count) UTF-16 units long, 1 to \(CimFormat.maxNameUnits) are allowed")
+        }
+    }
+
+    /// Paths in the image (`\a\b`) are at most 32767 UTF-16 units.
+    static func checkPathLength(_ units: Int, path: String) throws {
+        guard units <= CimFormat.maxPathUnits else {
+            throw CimError.invalidInput("\(path): path is \(units) UTF-16 units long in the image, at most \(CimFormat.maxPathUnits) are allowed")
+        }
     }
 
     private mutating func readXattrs(_ path: String) throws -> WriterXattrMapping {

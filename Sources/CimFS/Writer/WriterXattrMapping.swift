@@ -6,7 +6,8 @@
 /// | `trusted.ntfs_acl` | security descriptor (self-relative, raw) |
 /// | `trusted.ntfs_attrib` | u32 LE Windows attribute word; READONLY 0x1, HIDDEN 0x2, SYSTEM 0x4, ARCHIVE 0x20 and SPARSE_FILE 0x200 become the entry flags; other bits are dropped |
 /// | `trusted.ntfs_ea` | raw FILE_FULL_EA_INFORMATION chain (at most 65535 bytes) |
-/// | `trusted.ntfs_reparse_data` | raw REPARSE_DATA_BUFFER (tag header included); overrides the reparse point a symlink would get |
+/// | `trusted.ntfs_reparse_data` | raw reparse data object (normally the whole REPARSE_DATA_BUFFER, tag header included); overrides the reparse point a symlink would get |
+/// | `trusted.ntfs_reparse_tag` | u32 LE reparse tag of the file entry; only needed (and only written by extraction) when it is not the first 4 bytes of the reparse data, e.g. empty or header-less data |
 ///
 /// The names follow ntfs-3g's conventions so that a tree copied off an NTFS
 /// volume keeps its Windows metadata. All other xattrs (`security.*`,
@@ -19,16 +20,18 @@ struct WriterXattrMapping {
     static let attributesName = "trusted.ntfs_attrib"
     static let extendedAttributesName = "trusted.ntfs_ea"
     static let reparseName = "trusted.ntfs_reparse_data"
+    static let reparseTagName = "trusted.ntfs_reparse_tag"
 
     var streams: [(name: [UInt16], value: [UInt8])] = []
     var securityDescriptor: [UInt8]?
     var entryFlags: UInt16 = 0
     var extendedAttributes: [UInt8]?
     var reparse: [UInt8]?
+    var reparseTag: UInt32?
     var ignored: [String] = []
 
     var isEmpty: Bool {
-        streams.isEmpty && securityDescriptor == nil && entryFlags == 0 && extendedAttributes == nil && reparse == nil
+        streams.isEmpty && securityDescriptor == nil && entryFlags == 0 && extendedAttributes == nil && reparse == nil && reparseTag == nil
     }
 
     /// Attribute-word bits and the entry flag each becomes.
@@ -88,13 +91,22 @@ struct WriterXattrMapping {
                 mapping.extendedAttributes = value
             case reparseName:
                 let value = try WriterLinux.getXattr(path, name: name)
-                guard value.count >= 8, value.count <= Int(UInt16.max) else {
-                    throw CimError.invalidInput("\(path): \(name) must be a REPARSE_DATA_BUFFER of 8 to 65535 bytes, found \(value.count)")
+                guard value.count <= Int(UInt16.max) else {
+                    throw CimError.invalidInput("\(path): \(name) is \(value.count) bytes, at most 65535 fit")
                 }
                 mapping.reparse = value
+            case reparseTagName:
+                let value = try WriterLinux.getXattr(path, name: name)
+                guard value.count == 4 else {
+                    throw CimError.invalidInput("\(path): \(name) must be a 4-byte little-endian reparse tag, found \(value.count) bytes")
+                }
+                mapping.reparseTag = value.enumerated().reduce(UInt32(0)) { $0 | UInt32($1.element) << (8 * UInt32($1.offset)) }
             default:
                 mapping.ignored.append(name)
             }
+        }
+        if let data = mapping.reparse, mapping.reparseTag == nil, data.count < 4 {
+            throw CimError.invalidInput("\(path): \(reparseName) is \(data.count) bytes, too short to hold a tag; set \(reparseTagName) too")
         }
         return mapping
     }

@@ -1,0 +1,78 @@
+import XCTest
+import Foundation
+@testable import CimFS
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Second opinion from the independent fixtures: extract each fixture image,
+/// build a new image from the extracted tree with our writer, and check that
+/// the new image reports what the fixture's manifest says, for everything the
+/// Linux mapping can carry (all but FileIDs, directory table sizes, and the
+/// creation and change times, which Linux cannot set).
+final class WriterFixtureTests: XCTestCase {
+    func testFixturesSurviveExtractAndRecreate() throws {
+        var checked = 0
+        for (cim, manifestPath) in try FixtureLocator.cases() {
+            let folder = URL(fileURLWithPath: cim).deletingLastPathComponent().lastPathComponent
+            let work = try WriterTestSupport.makeTemporaryDirectory("fixture-\(folder)")
+            defer { WriterTestSupport.removeTree(work) }
+            do {
+                try CimExtractor().extract(imagePath: cim, to: work + "/tree")
+            } catch CimError.io(let path, _, let code, _) where code == ENAMETOOLONG {
+                // A 255-unit name of two-byte characters needs 510 UTF-8 bytes; Linux allows 255.
+                XCTAssertTrue(path.utf8.count > 255, path)
+                continue
+            } catch CimError.io(_, _, let code, let what) where (code == E2BIG || code == ENOSPC) && what.hasPrefix("lsetxattr") {
+                // Streams beyond what one inode's xattrs can hold (64 KiB per value on Linux, 4 KiB in all on ext4).
+                continue
+            }
+            try WriterTestSupport.mkdir(work + "/out")
+            try CimWriter().createImage(from: work + "/tree", imagePath: work + "/out/again.cim")
+            let image = try CimImage(path: work + "/out/again.cim")
+            XCTAssertTrue(image.verify().isClean, folder)
+            let manifestData = try Data(contentsOf: URL(fileURLWithPath: manifestPath))
+            let manifest = try XCTUnwrap(try JSONSerialization.jsonObject(with: manifestData) as? [[String: Any]])
+            var linkGroups: [Int: CimFileID] = [:]
+            for item in manifest {
+                let path = try XCTUnwrap(item["path"] as? String)
+                let id = path == "\\" ? image.rootID : try image.lookup(path: path)
+                let entry = try image.entry(id)
+                let what = "\(folder) \(path)"
+                XCTAssertEqual(entry.isDirectory, item["type"] as? String == "dir", what)
+                XCTAssertEqual(Int(entry.attributes), item["attributes"] as? Int, what)
+                XCTAssertEqual(Int(entry.lastWriteTime), item["last_write_time"] as? Int, what)
+                XCTAssertEqual(Int(entry.lastAccessTime), item["last_access_time"] as? Int, what)
+                XCTAssertEqual(Int(entry.reparseTag), item["reparse_tag"] as? Int, what)
+                XCTAssertEqual(try image.securityDescriptor(of: id).map(hex), item["sd"] as? String, what)
+                XCTAssertEqual(try image.extendedAttributes(of: id).map(hex), item["ea"] as? String, what)
+                XCTAssertEqual(try image.reparseData(of: id).map(hex), item["reparse"] as? String, what)
+                if let fileID = item["file_id"] as? Int {
+                    if let known = linkGroups[fileID] { XCTAssertEqual(id, known, "hard link \(what)") } else { linkGroups[fileID] = id }
+                }
+                if !entry.isDirectory {
+                    XCTAssertEqual(Int(entry.defaultStream.length), item["size"] as? Int, what)
+                    let data = try WriterTestSupport.content(image, entry.defaultStream, fileID: id)
+                    XCTAssertEqual(WriterTestSupport.sha256(data), item["sha256"] as? String, what)
+                }
+                let expectedStreams = (item["streams"] as? [[String: Any]]) ?? []
+                let streams = try image.alternateStreams(of: id)
+                XCTAssertEqual(streams.map(\.name), expectedStreams.compactMap { $0["name"] as? String }, "stream order \(what)")
+                for (stream, expected) in zip(streams, expectedStreams) {
+                    XCTAssertEqual(Int(stream.size), expected["size"] as? Int, "\(what):\(stream.name)")
+                    let data = try WriterTestSupport.content(image, stream.stream, fileID: id)
+                    XCTAssertEqual(WriterTestSupport.sha256(data), expected["sha256"] as? String, "\(what):\(stream.name)")
+                }
+            }
+            checked += 1
+        }
+        XCTAssertGreaterThanOrEqual(checked, 6, "fixtures checked")
+    }
+
+    private func hex(_ bytes: [UInt8]) -> String {
+        bytes.map { byte -> String in
+            let text = String(byte, radix: 16)
+            return text.count == 1 ? "0" + text : text
+        }.joined()
+    }
+}
