@@ -101,8 +101,8 @@ final class DaemonCLITests: XCTestCase {
         // A connected client (nbdfuse keeps its connection open).
         let fuse = d.work + "/fuse"
         try FileManager.default.createDirectory(atPath: fuse, withIntermediateDirectories: true)
-        var r = try DaemonHarness.run(nbdfuse, ["-r", "-P", d.work + "/fuse.pid", fuse, d.uri(guidA)])
-        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(try d.runDetached(nbdfuse, ["-r", "-P", d.work + "/fuse.pid", fuse, d.uri(guidA)]), 0)
+        var r: DaemonHarness.Result
         defer { _ = try? DaemonHarness.run("/usr/bin/fusermount3", ["-u", fuse]) }
         XCTAssertTrue(FileManager.default.fileExists(atPath: fuse + "/nbd"))
         r = try d.control(["list", "--json"])

@@ -122,6 +122,22 @@ final class DaemonHarness {
                       stderr: String(decoding: errData, as: UTF8.self))
     }
 
+    /// Runs a program that leaves a daemon behind (nbdfuse): its output goes
+    /// to a file, since a pipe would stay open as long as the daemon lives.
+    @discardableResult
+    func runDetached(_ executable: String, _ arguments: [String]) throws -> Int32 {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        log.seekToEndOfFile()
+        process.standardOutput = log
+        process.standardError = log
+        try process.run()
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
     /// Finds a tool on PATH (nbdinfo, nbdcopy, qemu-img...).
     static func tool(_ name: String) -> String? {
         for dir in ["/usr/bin", "/usr/sbin", "/bin", "/sbin", "/usr/local/bin"] where FileManager.default.isExecutableFile(atPath: dir + "/" + name) {
