@@ -179,7 +179,13 @@ extension NBDConnectionHandler {
                 writes.append(.byteBuffer(NBDWireEncoding.structuredDone(handle: request.handle, allocator: allocator)))
             }
         }
+        // sendfile cannot carry the reply header with the data; cork the TCP
+        // socket so header and data leave in full segments instead of a tiny
+        // header packet per reply (TCP_NODELAY is on). Uncorking pushes the tail.
+        let cork = !borrowed.isEmpty && isTCP
+        if cork { setCork(true, context: context) }
         let future = writeReply(writes, context: context)
+        if cork { setCork(false, context: context) }
         if !borrowed.isEmpty {
             future.assumeIsolated().whenComplete { [logger] result in
                 if case .failure(let error) = result {
@@ -192,6 +198,12 @@ extension NBDConnectionHandler {
                 }
             }
         }
+    }
+
+    private func setCork(_ on: Bool, context: ChannelHandlerContext) {
+        let option = ChannelOptions.Types.SocketOption(level: SocketOptionLevel(IPPROTO_TCP), name: TCP_CORK)
+        // Only an optimisation: a failure changes nothing about correctness.
+        try? context.channel.syncOptions?.setOption(option, value: on ? 1 : 0)
     }
 
     // MARK: BLOCK_STATUS

@@ -53,6 +53,8 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
     /// A `read` from the pipeline held back because of backpressure.
     var readPending = false
     var handshakeTimeout: Scheduled<Void>?
+    /// True on TCP connections (TCP options apply), false on Unix sockets.
+    var isTCP = false
 
     // Negotiated state.
     var clientNoZeroes = false
@@ -79,6 +81,10 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
 
     func channelActive(context: ChannelHandlerContext) {
         inbound = context.channel.allocator.buffer(capacity: 256)
+        switch context.channel.localAddress {
+        case .v4, .v6: isTCP = true
+        default: isTCP = false
+        }
         logger.debug("client connected")
         var greeting = context.channel.allocator.buffer(capacity: 18)
         greeting.writeInteger(NBDProtocol.initPasswd)
