@@ -1,0 +1,43 @@
+import NBDServer
+import XCTest
+
+/// A client that stops reading its replies must not hold up anyone else, even
+/// on the same event loop.
+final class SlowClientTests: XCTestCase {
+    func testStalledClientDoesNotBlockOthers() async throws {
+        let fixture = try TestFixture(configuration: NBDServerConfiguration(eventLoopThreads: 1, blockingIOThreads: 2))
+        try await fixture.start()
+
+        // The stalled client queues 128 MiB of reads and never reads a reply.
+        let stalled = try RawNBDClient(port: fixture.port)
+        try stalled.handshake()
+        _ = try stalled.exportName(TestFixture.mainGUID.description)
+        for index in 0..<128 {
+            try stalled.sendRequest(type: 0, handle: UInt64(index), offset: UInt64(index % 60) << 20, length: 1 << 20)
+        }
+        try await Task.sleep(nanoseconds: 300_000_000)
+
+        let started = Date()
+        let client = try LibNBDClient()
+        try client.setExportName(TestFixture.mainGUID.description)
+        try client.connectTCP(port: fixture.port)
+        for round in 0..<16 {
+            let offset = UInt64(round) << 20
+            XCTAssertEqual(try client.pread(count: 1 << 20, offset: offset), try fixture.mainVolume.read(offset: offset, length: 1 << 20))
+        }
+        XCTAssertLessThan(Date().timeIntervalSince(started), 10, "another client's reads must not wait for the stalled one")
+
+        // The stalled client still gets every reply, in full, once it reads.
+        var seen = Set<UInt64>()
+        for _ in 0..<128 {
+            let reply = try stalled.readSimpleReply()
+            XCTAssertEqual(reply.error, 0)
+            seen.insert(reply.handle)
+            let data = try stalled.receive(1 << 20)
+            let offset = UInt64(Int(reply.handle) % 60) << 20
+            XCTAssertEqual(data, try fixture.mainVolume.read(offset: offset, length: 1 << 20))
+        }
+        XCTAssertEqual(seen.count, 128)
+        try await fixture.stop()
+    }
+}
