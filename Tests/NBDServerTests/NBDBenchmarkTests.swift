@@ -126,7 +126,7 @@ final class NBDBenchmarkTests: XCTestCase {
     }
 
     private static func writeRandomFile(path: String, mebibytes: Int) throws {
-        FileManager.default.createFile(atPath: path, contents: nil)
+        _ = FileManager.default.createFile(atPath: path, contents: nil)
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
         defer { try? handle.close() }
         var generator = SplitMix(seed: 7)

@@ -28,8 +28,8 @@ final class ToolTests: XCTestCase {
         guard let path else { throw XCTSkip("\(tool) is not installed (Debian: libnbd-bin / qemu-utils)") }
         let outURL = fixture.directory.appendingPathComponent("\(tool)-\(UUID().uuidString).out")
         let errURL = fixture.directory.appendingPathComponent("\(tool)-\(UUID().uuidString).err")
-        FileManager.default.createFile(atPath: outURL.path, contents: nil)
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments = arguments
