@@ -138,7 +138,9 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
     }
 
     var shouldPauseReading: Bool {
-        phase == .transmission && inFlight >= configuration.maximumInFlightRequests
+        // A WRITE payload being skipped must keep flowing: its request counts as
+        // in flight and only finishes once the payload is consumed.
+        phase == .transmission && inFlight >= configuration.maximumInFlightRequests && discardRemaining == 0
     }
 
     // MARK: Framing

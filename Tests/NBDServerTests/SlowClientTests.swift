@@ -40,4 +40,26 @@ final class SlowClientTests: XCTestCase {
         XCTAssertEqual(seen.count, 128)
         try await fixture.stop()
     }
+
+    /// With one request in flight allowed, a WRITE (in flight while its payload
+    /// is skipped) must not stop the server from reading that payload.
+    func testWritePayloadWithInFlightCapOfOne() async throws {
+        let fixture = try TestFixture(configuration: NBDServerConfiguration(eventLoopThreads: 1, blockingIOThreads: 1, maximumInFlightRequests: 1))
+        try await fixture.start()
+        let raw = try RawNBDClient(port: fixture.port)
+        try raw.handshake()
+        _ = try raw.exportName(TestFixture.mainGUID.description)
+        let payload = [UInt8](repeating: 0x33, count: 4 << 20)
+        try raw.sendRequest(type: 1, handle: 1, offset: 0, length: UInt32(payload.count))
+        try raw.send(payload)
+        try raw.sendRequest(type: 0, handle: 2, offset: 0, length: 4096)
+        let write = try raw.readSimpleReply()
+        XCTAssertEqual(write.handle, 1)
+        XCTAssertEqual(write.error, 1, "EPERM")
+        let read = try raw.readSimpleReply()
+        XCTAssertEqual(read.handle, 2)
+        XCTAssertEqual(read.error, 0)
+        XCTAssertEqual(try raw.receive(4096), try fixture.mainVolume.read(offset: 0, length: 4096))
+        try await fixture.stop()
+    }
 }
