@@ -344,6 +344,18 @@ final class LibNBDTests: XCTestCase {
         XCTAssertEqual(fixture.registry.exports.count, 0)
     }
 
+    func testDisconnectClientsKeepsTheExport() throws {
+        let first = try connect(), second = try connect(structured: false)
+        XCTAssertEqual(fixture.registry.clientCount(guid: TestFixture.mainGUID), 2)
+        XCTAssertEqual(fixture.registry.disconnectClients(guid: TestFixture.mainGUID), 2)
+        XCTAssertEqual(fixture.registry.clientCount(guid: TestFixture.mainGUID), 0)
+        XCTAssertThrowsError(try first.pread(count: 512, offset: 0))
+        XCTAssertThrowsError(try second.pread(count: 512, offset: 0))
+        let third = try connect()
+        XCTAssertEqual(try third.pread(count: 512, offset: 0), try expected(0, 512), "the export is still served")
+        XCTAssertEqual(fixture.registry.clientCount(guid: TestFixture.mainGUID), 1)
+    }
+
     func testClientCountDropsOnDisconnect() async throws {
         let client = try connect()
         XCTAssertEqual(fixture.registry.clientCount(guid: TestFixture.mainGUID), 1)
