@@ -179,8 +179,15 @@ extension NBDConnectionHandler {
                 writes.append(.byteBuffer(NBDWireEncoding.structuredDone(handle: request.handle, allocator: allocator)))
             }
         }
+        // sendfile cannot carry the reply header with the data; cork the TCP
+        // socket so header and data leave in full segments instead of a tiny
+        // header packet per reply (TCP_NODELAY is on). Uncorking pushes the tail.
+        let cork = !borrowed.isEmpty && isTCP
+        if cork { setCork(true, context: context) }
         let future = writeReply(writes, context: context)
+        if cork { setCork(false, context: context) }
         if !borrowed.isEmpty {
+            watchSendfile(future, files: borrowed.map(\.1), context: context)
             future.assumeIsolated().whenComplete { [logger] result in
                 if case .failure(let error) = result {
                     logger.warning("sending file data failed: \(error)")
@@ -192,6 +199,42 @@ extension NBDConnectionHandler {
                 }
             }
         }
+    }
+
+    /// How often a pending sendfile reply is checked by ``watchSendfile``.
+    static let sendfileWatchInterval = TimeAmount.seconds(1)
+
+    /// Guards against a file that shrinks after it was checked: `sendfile` then
+    /// returns 0 at the new end of file, which NIO treats as "try again", so the
+    /// reply would never finish and the event loop would spin. While the write
+    /// is pending, re-check the files now and then; if one changed, close the
+    /// connection (proto.md: an error after a success header means hard disconnect).
+    private func watchSendfile(_ write: EventLoopFuture<Void>, files: [RegionFile], context: ChannelHandlerContext) {
+        final class Flag { var done = false }
+        let finished = Flag()
+        write.assumeIsolated().whenComplete { _ in finished.done = true }
+        func schedule() {
+            context.eventLoop.assumeIsolated().scheduleTask(in: Self.sendfileWatchInterval) { [self] in
+                guard !finished.done, context.channel.isActive else { return }
+                for file in files {
+                    do {
+                        try file.checkUnchanged()
+                    } catch {
+                        logger.error("file changed while being sent, closing connection: \(error)")
+                        context.close(promise: nil)
+                        return
+                    }
+                }
+                schedule()
+            }
+        }
+        schedule()
+    }
+
+    private func setCork(_ on: Bool, context: ChannelHandlerContext) {
+        let option = ChannelOptions.Types.SocketOption(level: SocketOptionLevel(IPPROTO_TCP), name: TCP_CORK)
+        // Only an optimisation: a failure changes nothing about correctness.
+        try? context.channel.syncOptions?.setOption(option, value: on ? 1 : 0)
     }
 
     // MARK: BLOCK_STATUS

@@ -53,6 +53,8 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
     /// A `read` from the pipeline held back because of backpressure.
     var readPending = false
     var handshakeTimeout: Scheduled<Void>?
+    /// True on TCP connections (TCP options apply), false on Unix sockets.
+    var isTCP = false
 
     // Negotiated state.
     var clientNoZeroes = false
@@ -79,6 +81,10 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
 
     func channelActive(context: ChannelHandlerContext) {
         inbound = context.channel.allocator.buffer(capacity: 256)
+        switch context.channel.localAddress {
+        case .v4, .v6: isTCP = true
+        default: isTCP = false
+        }
         logger.debug("client connected")
         var greeting = context.channel.allocator.buffer(capacity: 18)
         greeting.writeInteger(NBDProtocol.initPasswd)
@@ -132,7 +138,9 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
     }
 
     var shouldPauseReading: Bool {
-        phase == .transmission && inFlight >= configuration.maximumInFlightRequests
+        // A WRITE payload being skipped must keep flowing: its request counts as
+        // in flight and only finishes once the payload is consumed.
+        phase == .transmission && inFlight >= configuration.maximumInFlightRequests && discardRemaining == 0
     }
 
     // MARK: Framing

@@ -154,6 +154,8 @@ public final class NBDServer: Sendable {
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 // Replies are written whole and flushed once: no Nagle delay wanted.
                 .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                // Kernel clients keep idle connections for days: notice dead peers.
+                .childChannelOption(.socketOption(.so_keepalive), value: 1)
         }
         return bootstrap.childChannelInitializer { [self] channel in
             channel.eventLoop.makeCompletedFuture {

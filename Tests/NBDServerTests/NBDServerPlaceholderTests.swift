@@ -1,8 +1,0 @@
-import XCTest
-@testable import NBDServer
-
-final class NBDServerModuleTests: XCTestCase {
-    func testModuleLinks() throws {
-        XCTAssertTrue(true)
-    }
-}
