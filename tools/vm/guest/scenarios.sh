@@ -1,0 +1,135 @@
+# Scenario functions, sourced by /init. Each prints exactly one "PASS n: …" or "FAIL n: …".
+# Config (from /scenario/config): GUID, PORT, HOST (the host as seen through qemu user
+# networking: 10.0.2.2, which qemu forwards to the host's 127.0.0.1).
+SERVER="nbd://$HOST:$PORT"
+
+pass() { n=$1; shift; echo "PASS $n: $*"; }
+fail() { n=$1; shift; echo "FAIL $n: $*"; }
+
+# check_tree DIR: every file in the host manifest has the same sha256, and DIR holds
+# exactly as many regular files as the manifest.
+check_tree() {
+    (cd "$1" && sha256sum -c /scenario/manifest.sha256 >/tmp/check.out 2>&1) || {
+        grep -v ': OK$' /tmp/check.out | head -5; return 1; }
+    want=$(wc -l < /scenario/manifest.sha256)
+    have=$(cd "$1" && find . -type f ! -path './lost+found/*' | wc -l)
+    [ "$want" = "$have" ] || { echo "INFO file count: manifest $want, volume $have"; return 1; }
+    echo "INFO verified $want files"
+}
+
+# wait_detached nbdN: the kernel tears the device down asynchronously after a disconnect.
+wait_detached() {
+    i=0
+    while [ $i -lt 50 ]; do
+        [ "$(cat /sys/block/$1/size)" = 0 ] && [ ! -e /sys/block/$1/pid ] && return 0
+        sleep 0.2; i=$((i+1))
+    done
+    return 1
+}
+
+scenario_1() {
+    nbd-client -N "$GUID" "$HOST" "$PORT" /dev/nbd0 || { fail 1 "nbd-client connect"; return; }
+    mount -t ext4 -o ro /dev/nbd0 /mnt || { fail 1 "mount /dev/nbd0"; nbd-client -d /dev/nbd0; return; }
+    if check_tree /mnt; then ok=1; else ok=0; fi
+    umount /mnt
+    nbd-client -d /dev/nbd0 >/dev/null 2>&1
+    wait_detached nbd0 || echo "INFO nbd0 still attached after nbd-client -d"
+    [ $ok = 1 ] && pass 1 "nbd-client -N $GUID: ro mount, every file's sha256 matches the host manifest" \
+        || fail 1 "checksums differ"
+}
+
+scenario_2() {
+    dev=$(cimnbd attach "$GUID" --server "$SERVER" --connections 4 --device /dev/nbd0) \
+        || { fail 2 "cimnbd attach"; return; }
+    [ "$dev" = /dev/nbd0 ] || { fail 2 "attach printed '$dev', want /dev/nbd0"; return; }
+    cimnbd status
+    uuid=$(blkid -o value -s UUID /dev/nbd0)
+    backend=$(cat /sys/block/nbd0/backend)
+    echo "INFO blkid UUID=$uuid backend=$backend"
+    ok=1
+    [ "$uuid" = "$GUID" ] || { echo "INFO blkid UUID mismatch"; ok=0; }
+    [ "$backend" = "$GUID" ] || { echo "INFO backend mismatch"; ok=0; }
+    cimnbd status | grep -q "nbd0 .*connected.*$GUID" || { echo "INFO status does not list nbd0 connected with backend"; ok=0; }
+    if mount -t ext4 -o ro /dev/nbd0 /mnt; then
+        check_tree /mnt || ok=0
+        umount /mnt
+    else
+        echo "INFO mount failed"; ok=0
+    fi
+    cimnbd detach "$GUID" || { echo "INFO detach by GUID failed"; ok=0; }
+    wait_detached nbd0 || { echo "INFO nbd0 still attached after detach"; ok=0; }
+    [ $ok = 1 ] && pass 2 "cimnbd attach (4 connections): blkid UUID=GUID, backend=GUID, checksums match, detach by GUID" \
+        || fail 2 "see INFO lines above"
+}
+
+scenario_3() {
+    [ -b /dev/vda ] || { fail 3 "no /dev/vda (qemu -drive driver=nbd missing?)"; return; }
+    uuid=$(blkid -o value -s UUID /dev/vda)
+    ok=1
+    [ "$uuid" = "$GUID" ] || { echo "INFO /dev/vda UUID=$uuid"; ok=0; }
+    [ "$(cat /sys/block/vda/ro)" = 1 ] || { echo "INFO /dev/vda is not read-only"; ok=0; }
+    if mount -t ext4 -o ro /dev/vda /mnt; then
+        check_tree /mnt || ok=0
+        umount /mnt
+    else
+        echo "INFO mount /dev/vda failed"; ok=0
+    fi
+    [ $ok = 1 ] && pass 3 "qemu nbd driver as read-only virtio disk: /dev/vda UUID=GUID, checksums match" \
+        || fail 3 "see INFO lines above"
+}
+
+scenario_4() {
+    want=$(cat /scenario/big.sha256)
+    dev=$(cimnbd attach "$GUID" --server "$SERVER" --connections 2 --timeout 5 --dead-conn-timeout 120) \
+        || { fail 4 "cimnbd attach"; return; }
+    mount -t ext4 -o ro "$dev" /mnt || { fail 4 "mount $dev"; cimnbd detach "$dev"; return; }
+    # The supervisor: waits for the kernel's link-dead event, re-handshakes, NBD_CMD_RECONFIGURE.
+    cimnbd reconnect "$dev" --server "$SERVER" --watch >/tmp/watch.log 2>&1 &
+    watcher=$!
+    sleep 1
+    ok=1; reads=0; after=0; asked=0
+    while [ $reads -lt 12 ]; do
+        echo 3 > /proc/sys/vm/drop_caches
+        sha256sum /mnt/big.bin > /tmp/read.out 2>&1 &
+        reader=$!
+        if [ $asked = 0 ]; then
+            sleep 1
+            echo "@@HOST:KILL-SERVER@@"
+            asked=1
+        fi
+        wait $reader
+        got=$(cut -d' ' -f1 /tmp/read.out)
+        reads=$((reads+1))
+        if [ "$got" != "$want" ]; then echo "INFO read $reads: wrong bytes ($(cat /tmp/read.out))"; ok=0; break; fi
+        echo "INFO read $reads: sha256 ok (uptime $(cut -d' ' -f1 /proc/uptime)s)"
+        if grep -q reconnected /tmp/watch.log; then
+            after=$((after+1))
+            [ $after -ge 2 ] && break
+        fi
+    done
+    cat /tmp/watch.log
+    grep -q reconnected /tmp/watch.log || { echo "INFO the supervisor never reconnected"; ok=0; }
+    [ $after -ge 2 ] || { echo "INFO fewer than 2 reads after reconnect"; ok=0; }
+    kill $watcher 2>/dev/null
+    umount /mnt
+    cimnbd detach "$dev" || ok=0
+    [ $ok = 1 ] && pass 4 "server SIGKILLed and restarted mid-read: $reads reads of big.bin all correct; reconnect via NBD_CMD_RECONFIGURE" \
+        || fail 4 "see INFO lines above"
+}
+
+scenario_5() {
+    dev=$(cimnbd attach "$GUID" --server "$SERVER") || { fail 5 "cimnbd attach"; return; }
+    mount -t ext4 -o ro "$dev" /mnt || { fail 5 "mount $dev"; cimnbd detach "$dev"; return; }
+    ok=1
+    if cimnbd detach "$dev" 2>/tmp/detach.err; then
+        echo "INFO detach while mounted succeeded"; ok=0
+    fi
+    echo "INFO detach while mounted said: $(cat /tmp/detach.err)"
+    grep -q "mounted at /mnt" /tmp/detach.err && grep -q "umount" /tmp/detach.err || { echo "INFO unclear error"; ok=0; }
+    [ -e /mnt/hello.txt ] && cat /mnt/hello.txt >/dev/null || { echo "INFO mount broken after refused detach"; ok=0; }
+    umount /mnt
+    cimnbd detach "$dev" || { echo "INFO detach after umount failed"; ok=0; }
+    wait_detached "${dev#/dev/}" || { echo "INFO still attached after detach"; ok=0; }
+    [ $ok = 1 ] && pass 5 "detach while mounted refused with a clear error; after umount detach succeeds" \
+        || fail 5 "see INFO lines above"
+}
