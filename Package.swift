@@ -42,10 +42,13 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // C shim for NBDKernel (variadic ioctl is not callable from Swift).
+        .target(name: "CNetlink"),
         // Kernel attach through netlink / ioctl.
         .target(
             name: "NBDKernel",
             dependencies: [
+                "CNetlink",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -10,7 +10,7 @@ struct CimNBD: ParsableCommand {
             objectid_* files), synthesizes a read-only ext4 volume from them on the fly, and
             exports it over the NBD protocol under the image's volume GUID.
             """,
-        subcommands: [CimCommand.self]
+        subcommands: [CimCommand.self, AttachCommand.self, DetachCommand.self, StatusCommand.self, ReconnectCommand.self]
     )
 }
 
