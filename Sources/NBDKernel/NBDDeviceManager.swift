@@ -106,8 +106,9 @@ public enum NBDDeviceManager {
                                         serverFlags: UInt64(info.transmissionFlags), timeoutSeconds: options.timeoutSeconds,
                                         deadConnTimeoutSeconds: options.deadConnTimeoutSeconds, socketFDs: fds,
                                         backendIdentifier: options.exportName)
-            let index = try netlink.connect(req)
-            // The kernel holds its own references to the sockets; ours close with `conns`.
+            // `conns` owns the descriptors: keep it alive until the kernel has taken its own
+            // references (ARC may otherwise release it, closing the sockets, after `fds` is read).
+            let index = try withExtendedLifetime(conns) { try netlink.connect(req) }
             return NBDAttachment(index: index, export: info, connections: fds.count, method: .netlink)
         }
 
@@ -117,8 +118,10 @@ public enum NBDDeviceManager {
         if options.deadConnTimeoutSeconds != nil {
             warn("cimnbd: --dead-conn-timeout needs the netlink interface; ignored")
         }
-        _ = try NBDIoctl.attach(device: "/dev/nbd\(index)", sockets: fds, info: info, blockSize: options.blockSize,
+        _ = try withExtendedLifetime(conns) {
+            try NBDIoctl.attach(device: "/dev/nbd\(index)", sockets: fds, info: info, blockSize: options.blockSize,
                                 timeoutSeconds: options.timeoutSeconds)
+        }
         // Wait (briefly) until NBD_DO_IT is running, so that the device is usable when we return.
         for _ in 0..<100 where sysfs.pid(index) == nil { usleep(20_000) }
         return NBDAttachment(index: index, export: info, connections: fds.count, method: .ioctl)
@@ -213,7 +216,7 @@ public enum NBDDeviceManager {
             throw NBDKernelError.handshake(server: server.endpointDescription,
                                            detail: "export \(exportName) is now \(conns[0].info.size) bytes, the device has \(current)")
         }
-        try netlink.reconfigure(index: index, socketFDs: conns.map(\.fd))
+        try withExtendedLifetime(conns) { try netlink.reconfigure(index: index, socketFDs: conns.map(\.fd)) }
     }
 
     /// Stays alive and repairs `target`: on every NBD_CMD_LINK_DEAD for it, handshakes again

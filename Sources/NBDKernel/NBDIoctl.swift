@@ -52,6 +52,9 @@ public enum NBDIoctl {
         if child == 0 {
             // The child: serve the device until it is disconnected, then clean up.
             _ = setsid()
+            // Let go of the caller's stdio (e.g. a `$(cimnbd attach …)` pipe).
+            let null = open("/dev/null", O_RDWR)
+            if null >= 0 { _ = dup2(null, 0); _ = dup2(null, 1); _ = dup2(null, 2) }
             _ = cnetlink_ioctl(fd, DO_IT, 0)
             _ = cnetlink_ioctl(fd, CLEAR_QUE, 0)
             _ = cnetlink_ioctl(fd, CLEAR_SOCK, 0)

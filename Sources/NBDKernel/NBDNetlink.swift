@@ -101,8 +101,8 @@ public final class NBDNetlink {
 
     /// True when the kernel has registered the "nbd" family (the module is loaded).
     public static func isAvailable() -> Bool {
-        guard let sock = try? GenericNetlinkSocket(), let fam = try? sock.resolveFamily(NBDNetlinkConstants.familyName) else { return false }
-        return fam != nil
+        guard let sock = try? GenericNetlinkSocket(), let family = try? sock.resolveFamily(NBDNetlinkConstants.familyName) else { return false }
+        return family.id != 0
     }
 
     static func socketsAttribute(_ fds: [Int32]) -> NetlinkAttribute {
