@@ -216,7 +216,10 @@ public enum NBDDeviceManager {
             throw NBDKernelError.handshake(server: server.endpointDescription,
                                            detail: "export \(exportName) is now \(conns[0].info.size) bytes, the device has \(current)")
         }
-        try withExtendedLifetime(conns) { try netlink.reconfigure(index: index, socketFDs: conns.map(\.fd)) }
+        let backend = sysfs.backend(index)
+        try withExtendedLifetime(conns) {
+            try netlink.reconfigure(index: index, socketFDs: conns.map(\.fd), backendIdentifier: backend)
+        }
     }
 
     /// Stays alive and repairs `target`: on every NBD_CMD_LINK_DEAD for it, handshakes again
@@ -240,6 +243,7 @@ public enum NBDDeviceManager {
             guard event == index else { return true }
             log("link dead on /dev/nbd\(index); re-handshaking with \(server.endpointDescription)")
             var attempt = 0
+            var lastError = ""
             while true {
                 attempt += 1
                 do {
@@ -247,13 +251,12 @@ public enum NBDDeviceManager {
                                   handshakeTimeout: handshakeTimeout, sysfs: sysfs)
                     log("reconnected /dev/nbd\(index) with \(connections) new connection(s) after \(attempt) attempt(s)")
                     return true
-                } catch let e as NBDKernelError {
-                    if case .serverUnreachable = e {
-                        if !(try netlink.status(index: index).first?.connected ?? false) { return false }
-                        usleep(UInt32(retryInterval * 1_000_000))
-                        continue
-                    }
-                    throw e
+                } catch {
+                    // Server still down (or refusing): keep trying while the device is attached.
+                    let text = "\(error)"
+                    if text != lastError { log("attempt \(attempt): \(text); retrying every \(retryInterval)s"); lastError = text }
+                    if !(try netlink.status(index: index).first?.connected ?? false) { return false }
+                    usleep(UInt32(retryInterval * 1_000_000))
                 }
             }
         }

@@ -143,9 +143,13 @@ public final class NBDNetlink {
 
     /// NBD_CMD_RECONFIGURE: hands new sockets to a connected device; the kernel uses them
     /// to replace dead connections (and ignores the rest).
-    public func reconfigure(index: UInt32, socketFDs: [Int32], timeoutSeconds: UInt64? = nil, deadConnTimeoutSeconds: UInt64? = nil) throws {
+    /// `backendIdentifier` must repeat the one given at connect time (the kernel refuses
+    /// a reconfigure without it, or with another one: EINVAL).
+    public func reconfigure(index: UInt32, socketFDs: [Int32], backendIdentifier: String?, timeoutSeconds: UInt64? = nil,
+                            deadConnTimeoutSeconds: UInt64? = nil) throws {
         typealias K = NBDNetlinkConstants
         var attrs: [NetlinkAttribute] = [.u32(K.ATTR_INDEX, index)]
+        if let backendIdentifier { attrs.append(.string(K.ATTR_BACKEND_IDENTIFIER, backendIdentifier)) }
         if let timeoutSeconds { attrs.append(.u64(K.ATTR_TIMEOUT, timeoutSeconds)) }
         if let deadConnTimeoutSeconds { attrs.append(.u64(K.ATTR_DEAD_CONN_TIMEOUT, deadConnTimeoutSeconds)) }
         attrs.append(Self.socketsAttribute(socketFDs))

@@ -198,6 +198,20 @@ public final class GenericNetlinkSocket {
     public init() throws {
         let fd = socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), Netlink.NETLINK_GENERIC)
         guard fd >= 0 else { throw NBDKernelError.system(call: "socket(AF_NETLINK, NETLINK_GENERIC)", errno: errno) }
+        // Bind to get a unique port id. An unbound socket has port id 0, the kernel's own,
+        // and netlink_broadcast skips it: multicast events (NBD_CMD_LINK_DEAD) would never arrive.
+        // struct sockaddr_nl { u16 nl_family; u16 nl_pad; u32 nl_pid = 0 (autobind); u32 nl_groups = 0 }
+        var addr = [UInt8](repeating: 0, count: 12)
+        addr[0] = UInt8(AF_NETLINK & 0xff)
+        addr[1] = UInt8((AF_NETLINK >> 8) & 0xff)
+        let rc = addr.withUnsafeBytes { raw in
+            Glibc.bind(fd, raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(raw.count))
+        }
+        guard rc == 0 else {
+            let e = errno
+            _ = Glibc.close(fd)
+            throw NBDKernelError.system(call: "bind(AF_NETLINK)", errno: e)
+        }
         self.fd = fd
         var one: Int32 = 1
         _ = setsockopt(fd, Netlink.SOL_NETLINK, Netlink.NETLINK_EXT_ACK, &one, socklen_t(MemoryLayout<Int32>.size))

@@ -80,11 +80,11 @@ scenario_3() {
 
 scenario_4() {
     want=$(cat /scenario/big.sha256)
-    dev=$(cimnbd attach "$GUID" --server "$SERVER" --connections 2 --timeout 5 --dead-conn-timeout 120) \
+    dev=$(cimnbd attach "$GUID" --server "$SERVER" --connections 2 --timeout 5 --dead-conn-timeout 60) \
         || { fail 4 "cimnbd attach"; return; }
     mount -t ext4 -o ro "$dev" /mnt || { fail 4 "mount $dev"; cimnbd detach "$dev"; return; }
     # The supervisor: waits for the kernel's link-dead event, re-handshakes, NBD_CMD_RECONFIGURE.
-    cimnbd reconnect "$dev" --server "$SERVER" --watch >/tmp/watch.log 2>&1 &
+    cimnbd reconnect "$dev" --server "$SERVER" --connections 2 --watch >/tmp/watch.log 2>&1 &
     watcher=$!
     sleep 1
     ok=1; reads=0; after=0; asked=0
