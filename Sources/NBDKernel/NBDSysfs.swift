@@ -50,9 +50,10 @@ public struct NBDSysfs: Sendable {
         deviceIndexes().first { pid($0) == nil && (sizeBytes($0) ?? 0) == 0 }
     }
 
-    /// Device whose backend equals `guid` (case-insensitive).
+    /// Device whose backend equals `guid` (case-insensitive), a connected one first.
     public func device(withBackend guid: String) -> UInt32? {
-        deviceIndexes().first { backend($0)?.lowercased() == guid.lowercased() }
+        let matches = deviceIndexes().filter { backend($0)?.lowercased() == guid.lowercased() }
+        return matches.first { pid($0) != nil } ?? matches.first
     }
 
     /// "major:minor" of the device and of its partitions.

@@ -43,10 +43,21 @@ scenario_2() {
         || { fail 2 "cimnbd attach"; return; }
     [ "$dev" = /dev/nbd0 ] || { fail 2 "attach printed '$dev', want /dev/nbd0"; return; }
     cimnbd status
+    ok=1
+    # clear errors: the device is taken; an export the server does not have
+    if cimnbd attach "$GUID" --server "$SERVER" --device /dev/nbd0 2>/tmp/busy.err; then
+        echo "INFO second attach to /dev/nbd0 succeeded"; ok=0
+    fi
+    echo "INFO attach to a busy device said: $(cat /tmp/busy.err)"
+    grep -q "busy" /tmp/busy.err || { echo "INFO no 'busy' in the error"; ok=0; }
+    if cimnbd attach 00000000-0000-0000-0000-000000000000 --server "$SERVER" 2>/tmp/unknown.err; then
+        echo "INFO attach of an unknown export succeeded"; ok=0
+    fi
+    echo "INFO attach of an unknown export said: $(cat /tmp/unknown.err)"
+    grep -q "has no export named '00000000-0000-0000-0000-000000000000'" /tmp/unknown.err || { echo "INFO unclear unknown-export error"; ok=0; }
     uuid=$(blkid -o value -s UUID /dev/nbd0)
     backend=$(cat /sys/block/nbd0/backend)
     echo "INFO blkid UUID=$uuid backend=$backend"
-    ok=1
     [ "$uuid" = "$GUID" ] || { echo "INFO blkid UUID mismatch"; ok=0; }
     [ "$backend" = "$GUID" ] || { echo "INFO backend mismatch"; ok=0; }
     cimnbd status | grep -q "nbd0 .*connected.*$GUID" || { echo "INFO status does not list nbd0 connected with backend"; ok=0; }
@@ -58,7 +69,7 @@ scenario_2() {
     fi
     cimnbd detach "$GUID" || { echo "INFO detach by GUID failed"; ok=0; }
     wait_detached nbd0 || { echo "INFO nbd0 still attached after detach"; ok=0; }
-    [ $ok = 1 ] && pass 2 "cimnbd attach (4 connections): blkid UUID=GUID, backend=GUID, checksums match, detach by GUID" \
+    [ $ok = 1 ] && pass 2 "cimnbd attach (4 connections): blkid UUID=GUID, backend=GUID, checksums match, busy/unknown-export errors, detach by GUID" \
         || fail 2 "see INFO lines above"
 }
 
