@@ -172,6 +172,9 @@ public enum NBDDeviceManager {
         } else {
             try NBDIoctl.detach(device: device)
         }
+        // The kernel tears the device down asynchronously; wait (up to 5 s) until it is free,
+        // so that an attach right after us can use it.
+        for _ in 0..<100 where sysfs.pid(index) != nil { usleep(50_000) }
         return device
     }
 

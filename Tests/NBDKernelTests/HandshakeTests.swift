@@ -128,19 +128,33 @@ final class HandshakeTests: XCTestCase {
     }
 
     func testNotAnNBDServer() throws {
-        // A listener that sends garbage: the handshake must fail with a protocol error, not hang.
-        let sock = tempDir + "/junk.sock"
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", "-c", """
-            import socket,sys
-            s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(1)
-            c,_=s.accept(); c.sendall(b'HTTP/1.1 400 Bad\\r\\n\\r\\n'); c.recv(10)
-            """, sock]
-        try p.run()
-        server = p
-        for _ in 0..<200 where !FileManager.default.fileExists(atPath: sock) { usleep(25_000) }
-        XCTAssertThrowsError(try NBDHandshake.connect(to: NBDServerAddress(endpoint: .unix(path: sock)), exportName: "x", timeout: 5)) { error in
+        // A listener that answers like a web server: the handshake must fail with a protocol
+        // error, not hang.
+        let path = tempDir + "/junk.sock"
+        let listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        XCTAssertGreaterThanOrEqual(listener, 0)
+        defer { close(listener) }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &addr.sun_path) { buf in
+            for (i, b) in path.utf8.enumerated() { buf[i] = b }
+        }
+        let bound = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        XCTAssertEqual(bound, 0)
+        XCTAssertEqual(listen(listener, 1), 0)
+        let thread = Thread {
+            let c = accept(listener, nil, nil)
+            guard c >= 0 else { return }
+            let junk = Array("HTTP/1.1 400 Bad Request\r\n\r\n".utf8)
+            _ = junk.withUnsafeBytes { send(c, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            var buf = [UInt8](repeating: 0, count: 16)
+            _ = recv(c, &buf, buf.count, 0)
+            close(c)
+        }
+        thread.start()
+        XCTAssertThrowsError(try NBDHandshake.connect(to: NBDServerAddress(endpoint: .unix(path: path)), exportName: "x", timeout: 5)) { error in
             guard case NBDKernelError.handshake(_, let detail) = error else { return XCTFail("\(error)") }
             XCTAssertTrue(detail.contains("not an NBD server"), detail)
         }

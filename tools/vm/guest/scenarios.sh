@@ -163,3 +163,36 @@ scenario_6() {
     [ $ok = 1 ] && pass 6 "ioctl fallback (NBD_SET_SOCK x2, NBD_DO_IT in a forked child): mount, checksums, detach" \
         || fail 6 "see INFO lines above"
 }
+
+# Not one of the five required scenarios: scenario 4 with a one-shot `cimnbd reconnect` run
+# by hand once the kernel reported the dead connection (no --watch supervisor).
+scenario_7() {
+    want=$(cat /scenario/big.sha256)
+    dev=$(cimnbd attach "$GUID" --server "$SERVER" --timeout 5 --dead-conn-timeout 60) \
+        || { fail 7 "cimnbd attach"; return; }
+    mount -t ext4 -o ro "$dev" /mnt || { fail 7 "mount $dev"; cimnbd detach "$dev"; return; }
+    ok=1
+    before=$(dmesg | grep -c "${dev#/dev/}: Receive control failed")
+    echo 3 > /proc/sys/vm/drop_caches
+    sha256sum /mnt/big.bin > /tmp/read7.out 2>&1 &
+    reader=$!
+    sleep 1
+    echo "@@HOST:KILL-SERVER@@"
+    i=0
+    while [ "$(dmesg | grep -c "${dev#/dev/}: Receive control failed")" = "$before" ] && [ $i -lt 100 ]; do sleep 0.2; i=$((i+1)); done
+    [ $i -lt 100 ] || { echo "INFO the kernel never saw the connection die"; ok=0; }
+    tries=0
+    until cimnbd reconnect "$dev" --server "$SERVER" 2>/tmp/reconnect.err; do
+        tries=$((tries+1)); [ $tries -lt 30 ] || break; sleep 1
+    done
+    echo "INFO one-shot reconnect after $tries failed attempt(s); last error: $(cat /tmp/reconnect.err)"
+    [ $tries -lt 30 ] || ok=0
+    wait $reader
+    [ "$(cut -d' ' -f1 /tmp/read7.out)" = "$want" ] || { echo "INFO interrupted read: $(cat /tmp/read7.out)"; ok=0; }
+    echo 3 > /proc/sys/vm/drop_caches
+    [ "$(sha256sum /mnt/big.bin | cut -d' ' -f1)" = "$want" ] || { echo "INFO read after reconnect differs"; ok=0; }
+    umount /mnt
+    cimnbd detach "$dev" || ok=0
+    [ $ok = 1 ] && pass 7 "one-shot cimnbd reconnect after a server crash: interrupted read and a later read correct" \
+        || fail 7 "see INFO lines above"
+}
