@@ -2,6 +2,7 @@
 # Config (from /scenario/config): GUID, PORT, HOST (the host as seen through qemu user
 # networking: 10.0.2.2, which qemu forwards to the host's 127.0.0.1).
 SERVER="nbd://$HOST:$PORT"
+BIG="/mnt/$(cat /scenario/big.path)"   # the largest file of the volume
 
 pass() { n=$1; shift; echo "PASS $n: $*"; }
 fail() { n=$1; shift; echo "FAIL $n: $*"; }
@@ -101,7 +102,7 @@ scenario_4() {
     ok=1; reads=0; after=0; asked=0
     while [ $reads -lt 12 ]; do
         echo 3 > /proc/sys/vm/drop_caches
-        sha256sum /mnt/big.bin > /tmp/read.out 2>&1 &
+        sha256sum "$BIG" > /tmp/read.out 2>&1 &
         reader=$!
         if [ $asked = 0 ]; then
             sleep 1
@@ -124,7 +125,7 @@ scenario_4() {
     kill $watcher 2>/dev/null
     umount /mnt
     cimnbd detach "$dev" || ok=0
-    [ $ok = 1 ] && pass 4 "server SIGKILLed and restarted mid-read: $reads reads of big.bin all correct; reconnect via NBD_CMD_RECONFIGURE" \
+    [ $ok = 1 ] && pass 4 "server SIGKILLed and restarted mid-read: $reads reads of the largest file all correct; reconnect via NBD_CMD_RECONFIGURE" \
         || fail 4 "see INFO lines above"
 }
 
@@ -174,7 +175,7 @@ scenario_7() {
     ok=1
     before=$(dmesg | grep -c "${dev#/dev/}: Receive control failed")
     echo 3 > /proc/sys/vm/drop_caches
-    sha256sum /mnt/big.bin > /tmp/read7.out 2>&1 &
+    sha256sum "$BIG" > /tmp/read7.out 2>&1 &
     reader=$!
     sleep 1
     echo "@@HOST:KILL-SERVER@@"
@@ -190,7 +191,7 @@ scenario_7() {
     wait $reader
     [ "$(cut -d' ' -f1 /tmp/read7.out)" = "$want" ] || { echo "INFO interrupted read: $(cat /tmp/read7.out)"; ok=0; }
     echo 3 > /proc/sys/vm/drop_caches
-    [ "$(sha256sum /mnt/big.bin | cut -d' ' -f1)" = "$want" ] || { echo "INFO read after reconnect differs"; ok=0; }
+    [ "$(sha256sum "$BIG" | cut -d' ' -f1)" = "$want" ] || { echo "INFO read after reconnect differs"; ok=0; }
     umount /mnt
     cimnbd detach "$dev" || ok=0
     [ $ok = 1 ] && pass 7 "one-shot cimnbd reconnect after a server crash: interrupted read and a later read correct" \
