@@ -130,9 +130,15 @@ scenario_4() {
 }
 
 scenario_5() {
+    ok=1
+    # not root: a clear error before any kernel call
+    if su nobody -s /bin/sh -c "cimnbd attach $GUID --server $SERVER" 2>/tmp/root.err; then
+        echo "INFO attach as uid 65534 succeeded"; ok=0
+    fi
+    echo "INFO attach as uid 65534 said: $(cat /tmp/root.err)"
+    grep -q "needs root" /tmp/root.err || { echo "INFO unclear not-root error"; ok=0; }
     dev=$(cimnbd attach "$GUID" --server "$SERVER") || { fail 5 "cimnbd attach"; return; }
     mount -t ext4 -o ro "$dev" /mnt || { fail 5 "mount $dev"; cimnbd detach "$dev"; return; }
-    ok=1
     if cimnbd detach "$dev" 2>/tmp/detach.err; then
         echo "INFO detach while mounted succeeded"; ok=0
     fi
@@ -142,7 +148,7 @@ scenario_5() {
     umount /mnt
     cimnbd detach "$dev" || { echo "INFO detach after umount failed"; ok=0; }
     wait_detached "${dev#/dev/}" || { echo "INFO still attached after detach"; ok=0; }
-    [ $ok = 1 ] && pass 5 "detach while mounted refused with a clear error; after umount detach succeeds" \
+    [ $ok = 1 ] && pass 5 "detach while mounted refused with a clear error; after umount detach succeeds; non-root attach refused clearly" \
         || fail 5 "see INFO lines above"
 }
 
