@@ -4,9 +4,13 @@ import NBDKernel
 import Glibc
 #endif
 
-/// Parses --server, putting the command's export name in when the URI has none.
-private func serverAddress(_ text: String) throws -> NBDServerAddress {
-    try NBDServerAddress(parsing: text)
+/// Parses --server. A URI may name the export; it must then agree with `export` when given.
+private func serverAddress(_ text: String, export: String? = nil) throws -> NBDServerAddress {
+    let address = try NBDServerAddress(parsing: text)
+    if let export, let named = address.exportName, named != export {
+        throw ValidationError("--server names export '\(named)' but the GUID argument is '\(export)'")
+    }
+    return address
 }
 
 private func deviceIndex(_ text: String?) throws -> UInt32? {
@@ -25,9 +29,9 @@ struct AttachCommand: ParsableCommand {
         commandName: "attach",
         abstract: "Connect an exported image to a kernel NBD device and print the device.",
         discussion: """
-            Does one NBD handshake per connection (NBD_OPT_GO for the export GUID), then hands
-            the sockets to the kernel with the generic netlink command NBD_CMD_CONNECT (the
-            ioctl interface when the netlink family is missing). /sys/block/nbdN/backend is set
+            Does one NBD handshake per connection (NBD_OPT_GO for the export GUID), then hands \
+            the sockets to the kernel with the generic netlink command NBD_CMD_CONNECT (the \
+            ioctl interface when the netlink family is missing). /sys/block/nbdN/backend is set \
             to the GUID. Needs root and the nbd kernel module (modprobe nbd).
             Example: cimnbd attach 3f2a9c4e-5b1d-4e7a-9c2f-0d8e6b4a1c57 --connections 4
             """
@@ -56,7 +60,7 @@ struct AttachCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let address = try serverAddress(server)
+            let address = try serverAddress(server, export: guid)
             let options = NBDAttachOptions(exportName: guid, server: address, deviceIndex: try deviceIndex(device),
                                            connections: connections, timeoutSeconds: timeout,
                                            deadConnTimeoutSeconds: deadConnTimeout, forceIoctl: ioctl)
@@ -117,9 +121,9 @@ struct ReconnectCommand: ParsableCommand {
         commandName: "reconnect",
         abstract: "Re-handshake with the server and give the device new connections (NBD_CMD_RECONFIGURE).",
         discussion: """
-            After a server restart the kernel marks the connections dead; with --dead-conn-timeout
-            set at attach time, I/O waits that long for new ones. `reconnect` supplies them once.
-            With --watch it stays running, listens for the kernel's link-dead events and
+            After a server restart the kernel marks the connections dead; with --dead-conn-timeout \
+            set at attach time, I/O waits that long for new ones. `reconnect` supplies them once. \
+            With --watch it stays running, listens for the kernel's link-dead events and \
             reconnects (retrying while the server is down) until the device is detached.
             """
     )
