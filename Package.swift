@@ -49,10 +49,13 @@ let package = Package(
             pkgConfig: "libnbd",
             providers: [.apt(["libnbd-dev"])]
         ),
+        // C shim for NBDKernel (variadic ioctl is not callable from Swift).
+        .target(name: "CNetlink"),
         // Kernel attach through netlink / ioctl.
         .target(
             name: "NBDKernel",
             dependencies: [
+                "CNetlink",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

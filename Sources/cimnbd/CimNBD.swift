@@ -10,7 +10,8 @@ struct CimNBD: AsyncParsableCommand {
             objectid_* files), synthesizes a read-only ext4 volume from them on the fly, and
             exports it over the NBD protocol under the image's volume GUID.
             """,
-        subcommands: [CimCommand.self, ExportCommand.self, ServeCommand.self, MountCommand.self, DismountCommand.self, ListCommand.self]
+        subcommands: [CimCommand.self, ExportCommand.self, ServeCommand.self, MountCommand.self, DismountCommand.self, ListCommand.self,
+                      AttachCommand.self, DetachCommand.self, StatusCommand.self, ReconnectCommand.self]
     )
 }
 

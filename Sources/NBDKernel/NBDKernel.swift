@@ -1,1 +1,0 @@
-// Kernel attach through netlink and ioctl lives here (issue 5).

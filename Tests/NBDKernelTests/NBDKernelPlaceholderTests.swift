@@ -1,8 +1,0 @@
-import XCTest
-@testable import NBDKernel
-
-final class NBDKernelModuleTests: XCTestCase {
-    func testModuleLinks() throws {
-        XCTAssertTrue(true)
-    }
-}
