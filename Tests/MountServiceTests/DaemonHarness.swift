@@ -122,20 +122,31 @@ final class DaemonHarness {
                       stderr: String(decoding: errData, as: UTF8.self))
     }
 
-    /// Runs a program that leaves a daemon behind (nbdfuse): its output goes
-    /// to a file, since a pipe would stay open as long as the daemon lives.
-    @discardableResult
-    func runDetached(_ executable: String, _ arguments: [String]) throws -> Int32 {
+    /// Mounts `uri` with nbdfuse (which stays in the foreground while
+    /// mounted) at `mountPoint` and waits for its file to appear. Output goes to
+    /// the daemon log. Unmount with ``unmountFuse(_:)``.
+    func startNBDFuse(_ nbdfuse: String, uri: String, mountPoint: String) throws -> Process {
+        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
+        process.executableURL = URL(fileURLWithPath: nbdfuse)
+        process.arguments = ["-r", mountPoint, uri]
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         log.seekToEndOfFile()
         process.standardOutput = log
         process.standardError = log
         try process.run()
+        for _ in 0..<200 where process.isRunning {
+            var info = stat()
+            if stat(mountPoint + "/nbd", &info) == 0, info.st_size > 0 { return process }
+            usleep(50_000)
+        }
+        throw CimError.invalidInput("nbdfuse did not come up for \(uri)")
+    }
+
+    func unmountFuse(_ mountPoint: String, _ process: Process) {
+        _ = try? DaemonHarness.run("/usr/bin/fusermount3", ["-u", mountPoint])
+        if process.isRunning { process.terminate() }
         process.waitUntilExit()
-        return process.terminationStatus
     }
 
     /// Finds a tool on PATH (nbdinfo, nbdcopy, qemu-img...).
