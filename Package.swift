@@ -80,6 +80,12 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // Benchmark of the reader and translator on a real image (not a test): tools/bench/cim-read/run.sh
+        .executableTarget(
+            name: "cim-bench",
+            dependencies: ["VolumeSynth", "CimFS"],
+            path: "tools/bench/cim-read"
+        ),
         // Benchmark of the ext4 synthesizer (not a test): swift run -c release ext4-bench
         .executableTarget(
             name: "ext4-bench",
