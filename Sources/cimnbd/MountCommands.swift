@@ -2,6 +2,7 @@ import ArgumentParser
 import CimFS
 import Foundation
 import MountService
+import NBDKernel
 
 /// Options shared by the commands that talk to the daemon.
 struct ControlArguments: ParsableArguments {
@@ -66,6 +67,12 @@ struct MountCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("CimMountImage flags, decimal or 0x hex. Example: --flags 0x2", valueName: "N"))
     var flags: String = "0"
 
+    @Flag(name: .long, help: "Also attach the volume as a kernel block device /dev/nbdN (as 'cimnbd attach'); prints the device. Needs root and the nbd module.")
+    var attach = false
+
+    @Option(name: .long, help: ArgumentHelp("With --attach: number of connections to the server (1-16).", valueName: "N"))
+    var connections: Int = 1
+
     @OptionGroup var mapping: MappingArguments
     @OptionGroup var daemon: ControlArguments
 
@@ -86,8 +93,23 @@ struct MountCommand: ParsableCommand {
         let response = try daemon.send(ControlRequest(op: .mount, directory: absolute, name: image, flags: flagValue, guid: volumeID,
                                                       uid: options.uid, gid: options.gid, directoryMask: options.directoryMask,
                                                       fileMask: options.fileMask))
-        print(response.record?.guid ?? "")
+        let guid = response.record?.guid ?? ""
+        print(guid)
         print(response.uri ?? "")
+        guard attach, let uri = response.uri else { return }
+        do {
+            let server = try NBDServerAddress(parsing: uri)
+            let attachment = try NBDDeviceManager.attach(NBDAttachOptions(exportName: guid, server: server, connections: connections))
+            _ = try daemon.send(ControlRequest(op: .setDevice, guid: guid, device: attachment.device))
+            print(attachment.device)
+        } catch let exit as ExitCode {
+            throw exit
+        } catch {
+            // Leave nothing half done: the volume was mounted for the attach only.
+            _ = try? ControlClient(path: daemon.control).send(ControlRequest(op: .dismount, guid: guid, force: true))
+            printError("attach failed, volume dismounted again: \(error)")
+            throw ExitCode(1)
+        }
     }
 }
 
@@ -98,7 +120,8 @@ struct DismountCommand: ParsableCommand {
         abstract: "Remove a mounted volume (CimDismountImage).",
         discussion: """
             Refuses while NBD clients are connected (exit 16) unless --force, which disconnects
-            them. Exit 15 when no volume has that GUID.
+            them. Exit 15 when no volume has that GUID. A volume attached as /dev/nbdN (mount
+            --attach) is detached first; that fails while the device is mounted.
 
             Example: cimnbd dismount 6f1c0e9e-3b1a-4c55-9a57-0d5f6f0e7a11 --force
             """
@@ -113,6 +136,16 @@ struct DismountCommand: ParsableCommand {
     @OptionGroup var daemon: ControlArguments
 
     func run() throws {
+        let mounts = try daemon.send(ControlRequest(op: .list)).mounts ?? []
+        if let device = mounts.first(where: { CimGUID(string: $0.guid) == CimGUID(string: guid) })?.device {
+            do {
+                try NBDDeviceManager.detach(device)
+            } catch {
+                printError("cannot detach \(device) first: \(error)")
+                throw ExitCode(16)
+            }
+            _ = try daemon.send(ControlRequest(op: .setDevice, guid: guid, device: nil))
+        }
         _ = try daemon.send(ControlRequest(op: .dismount, guid: guid, force: force))
     }
 }

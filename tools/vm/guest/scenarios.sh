@@ -203,3 +203,34 @@ scenario_7() {
     [ $ok = 1 ] && pass 7 "one-shot cimnbd reconnect after a server crash: interrupted read and a later read correct" \
         || fail 7 "see INFO lines above"
 }
+
+# Scenario 8: the daemon inside the guest; `cimnbd mount --attach` mounts and attaches in one
+# step, `cimnbd dismount` detaches first (refused while the device is mounted).
+scenario_8() {
+    G8=5d1e0c2b-8a4f-4b6e-9c3d-2f1a0b9c8d7e
+    C8=/tmp/control8.sock
+    cimnbd serve --no-demo --listen 127.0.0.1:10810 --control $C8 --state /tmp/state8.json >/tmp/serve8.log 2>&1 &
+    spid=$!
+    i=0; while [ ! -S $C8 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+    [ -S $C8 ] || { cat /tmp/serve8.log; fail 8 "cimnbd serve did not start"; return; }
+    ok=1
+    out=$(cimnbd mount /scenario/small small.cim --volume-id $G8 --attach --connections 2 --control $C8 2>/tmp/m8.err) \
+        || { cat /tmp/m8.err; fail 8 "cimnbd mount --attach"; kill $spid; return; }
+    dev=$(echo "$out" | tail -1)
+    [ "$(echo "$out" | head -1)" = "$G8" ] || { echo "INFO mount printed: $out"; ok=0; }
+    [ -b "$dev" ] || { echo "INFO no block device '$dev'"; fail 8 "mount --attach printed no device"; kill $spid; return; }
+    name=${dev#/dev/}
+    [ "$(cat /sys/block/$name/backend)" = "$G8" ] || { echo "INFO backend: $(cat /sys/block/$name/backend)"; ok=0; }
+    cimnbd list --control $C8 | grep "$G8" | grep -q "$dev" || { echo "INFO list does not show $dev"; ok=0; }
+    mount -t ext4 -o ro "$dev" /mnt || { fail 8 "mount $dev"; kill $spid; return; }
+    (cd /mnt && sha256sum -c /scenario/small.sha256 >/tmp/c8.out 2>&1) || { head -3 /tmp/c8.out; ok=0; }
+    cimnbd dismount $G8 --control $C8 2>/tmp/d8.err; rc=$?
+    [ $rc = 16 ] && grep -q "mounted" /tmp/d8.err || { echo "INFO dismount while mounted: rc $rc: $(cat /tmp/d8.err)"; ok=0; }
+    umount /mnt
+    cimnbd dismount $G8 --control $C8 || { echo "INFO dismount after umount failed"; ok=0; }
+    wait_detached "$name" || { echo "INFO $dev still attached"; ok=0; }
+    cimnbd list --control $C8 | grep -q "$G8" && { echo "INFO still listed"; ok=0; }
+    kill $spid; wait $spid 2>/dev/null
+    [ $ok = 1 ] && pass 8 "daemon in the guest: mount --attach gives $dev (backend=GUID, listed), checksums match; dismount refused while mounted, then detaches and dismounts" \
+        || fail 8 "see INFO lines above"
+}
