@@ -36,7 +36,7 @@ let package = Package(
         .target(
             name: "NBDServer",
             dependencies: [
-                "VolumeSynth",
+                "CimFS", "VolumeSynth",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -86,11 +86,10 @@ public final class MountManager: Sendable {
         } catch {
             throw MountError.invalidImage(detail: "\(image.path): \(error)")
         }
-        guard let exportGUID = ExportGUID(key) else { throw MountError.invalidGUID(text: key) }
         try state.withLockedValue { state in
             guard state.mounted[key] == nil else { throw MountError.alreadyExists(guid: key) }
             do {
-                try registry.add(guid: exportGUID, volume: volume, description: "\(image.path) (CIM as \(volume.format))")
+                try registry.add(guid: volumeGUID, volume: volume, description: "\(image.path) (CIM as \(volume.format))")
             } catch {
                 throw MountError.alreadyExists(guid: key)
             }
@@ -104,12 +103,12 @@ public final class MountManager: Sendable {
 
     /// Removes the volume `guid`. Refuses while clients are connected unless `force`.
     public func dismount(guid text: String, force: Bool) throws {
-        guard let guid = CimGUID(string: text), let exportGUID = ExportGUID(text) else { throw MountError.invalidGUID(text: text) }
+        guard let guid = CimGUID(string: text) else { throw MountError.invalidGUID(text: text) }
         let key = guid.description
         try state.withLockedValue { state in
             guard state.mounted[key] != nil else { throw MountError.notMounted(guid: key) }
             do {
-                let closed = try registry.remove(guid: exportGUID, force: force)
+                let closed = try registry.remove(guid: guid, force: force)
                 if closed > 0 { logger.notice("dismount \(key): disconnected \(closed) client connection(s)") }
             } catch ExportRegistryError.busy(_, let clients) {
                 throw MountError.busy(guid: key, clients: clients)
@@ -136,7 +135,7 @@ public final class MountManager: Sendable {
     public func list() -> [MountInfo] {
         let mounted = state.withLockedValue { Array($0.mounted.values) }
         return mounted.map { entry in
-            let clients = ExportGUID(entry.record.guid).map { registry.clientCount(guid: $0) } ?? 0
+            let clients = CimGUID(string: entry.record.guid).map { registry.clientCount(guid: $0) } ?? 0
             return MountInfo(guid: entry.record.guid, image: entry.record.imagePath, size: entry.volume.size, format: entry.volume.format,
                              clients: clients, device: entry.record.device, uri: uri(for: entry.record.guid))
         }.sorted { $0.guid < $1.guid }

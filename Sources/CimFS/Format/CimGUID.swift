@@ -14,33 +14,46 @@ public struct CimGUID: Hashable, Sendable, CustomStringConvertible, Comparable {
     }
 
     /// Parses `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`, case-insensitive, with or
-    /// without surrounding braces.
+    /// without a pair of surrounding braces. Anything else (signs, stray
+    /// characters, one brace) gives nil: export names from the network are
+    /// parsed with this, so it must be strict and never trap.
     public init?(string: String) {
-        var text = Substring(string)
-        if text.hasPrefix("{") && text.hasSuffix("}") && text.count >= 2 {
-            text = text.dropFirst().dropLast()
+        var text = Array(string.utf8)
+        if text.first == UInt8(ascii: "{") || text.last == UInt8(ascii: "}") {
+            guard text.count >= 2, text.first == UInt8(ascii: "{"), text.last == UInt8(ascii: "}") else { return nil }
+            text = Array(text.dropFirst().dropLast())
         }
-        let groups = text.split(separator: "-", omittingEmptySubsequences: false)
-        guard groups.count == 5, [8, 4, 4, 4, 12] == groups.map({ $0.count }) else { return nil }
-        guard let d1 = UInt32(groups[0], radix: 16), let d2 = UInt16(groups[1], radix: 16),
-              let d3 = UInt16(groups[2], radix: 16) else { return nil }
-        var data4: [UInt8] = []
-        for group in groups[3...4] {
-            var chars = Array(group)
-            while chars.count >= 2 {
-                guard let byte = UInt8(String(chars[0...1]), radix: 16) else { return nil }
-                data4.append(byte)
-                chars.removeFirst(2)
+        guard text.count == 36 else { return nil }
+        var textOrder: [UInt8] = []
+        textOrder.reserveCapacity(16)
+        var high: UInt8?
+        for (index, char) in text.enumerated() {
+            if index == 8 || index == 13 || index == 18 || index == 23 {
+                guard char == UInt8(ascii: "-") else { return nil }
+                continue
+            }
+            guard let nibble = CimGUID.hexValue(char) else { return nil }
+            if let first = high {
+                textOrder.append(first << 4 | nibble)
+                high = nil
+            } else {
+                high = nibble
             }
         }
-        guard data4.count == 8 else { return nil }
-        var raw: [UInt8] = []
-        raw.reserveCapacity(16)
-        raw.append(contentsOf: withUnsafeBytes(of: d1.littleEndian, Array.init))
-        raw.append(contentsOf: withUnsafeBytes(of: d2.littleEndian, Array.init))
-        raw.append(contentsOf: withUnsafeBytes(of: d3.littleEndian, Array.init))
-        raw.append(contentsOf: data4)
-        self.bytes = raw
+        // Text order is Data1, Data2, Data3 as numbers, then Data4; on disk the first three are little-endian.
+        self.bytes = [3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15].map { textOrder[$0] }
+    }
+
+    /// The same as ``init(string:)``.
+    public init?(_ text: String) { self.init(string: text) }
+
+    private static func hexValue(_ char: UInt8) -> UInt8? {
+        switch char {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return char - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return char - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return char - UInt8(ascii: "A") + 10
+        default: return nil
+        }
     }
 
     /// A random (version 4) GUID.
