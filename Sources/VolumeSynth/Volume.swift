@@ -81,18 +81,35 @@ extension Volume {
     }
 
     /// Which parts of `[offset, offset + length)` hold data and which read as
-    /// zeros, with neighbouring runs of the same kind merged.
+    /// zeros, with neighbouring runs of the same kind merged. Zero runs shorter
+    /// than ``minimumZeroRun`` (the padding after a file's last byte, say) are
+    /// reported as data: clients map in blocks, and such slivers only cost them
+    /// round trips.
     public func blockStatus(offset: UInt64, length: UInt64) throws -> [VolumeExtent] {
         var extents: [VolumeExtent] = []
-        for segment in try segments(offset: offset, length: length) where segment.length > 0 {
-            let isZero: Bool
-            if case .zeros = segment { isZero = true } else { isZero = false }
+        func append(_ length: UInt64, isZero: Bool) {
             if let last = extents.last, last.isZero == isZero {
-                extents[extents.count - 1].length += segment.length
+                extents[extents.count - 1].length += length
             } else {
-                extents.append(VolumeExtent(length: segment.length, isZero: isZero))
+                extents.append(VolumeExtent(length: length, isZero: isZero))
             }
         }
+        var pendingZeros: UInt64 = 0
+        for segment in try segments(offset: offset, length: length) where segment.length > 0 {
+            if case .zeros = segment {
+                pendingZeros += segment.length
+                continue
+            }
+            if pendingZeros > 0 {
+                append(pendingZeros, isZero: pendingZeros >= minimumZeroRun)
+                pendingZeros = 0
+            }
+            append(segment.length, isZero: false)
+        }
+        if pendingZeros > 0 { append(pendingZeros, isZero: pendingZeros >= minimumZeroRun || extents.isEmpty) }
         return extents
     }
+
+    /// The shortest zero run ``blockStatus(offset:length:)`` reports as zeros.
+    public var minimumZeroRun: UInt64 { 4096 }
 }
