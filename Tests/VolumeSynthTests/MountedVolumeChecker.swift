@@ -70,11 +70,18 @@ enum MountedVolumeChecker {
         guard mounted.status == 0 else { return 0 }
         defer { _ = try? run("/bin/umount", [mountPoint]) }
         let source = try CimTreeSource(image: image, options: mapping)
-        let leftOut = Set(warnings.compactMap { warning -> String? in
-            // Warnings name the attribute; such attributes are expected to be missing.
-            guard let range = warning.range(of: "attribute ") ?? warning.range(of: "xattr ") else { return nil }
-            return String(warning[range.upperBound...].prefix { $0 != " " })
-        })
+        // Warnings name the attributes left out ("path: extended attributes left out: NAME (why); NAME (why)",
+        // or the mapping's "xattr NAME has N bytes"); those are expected to be missing.
+        var leftOut = Set<String>()
+        for warning in warnings {
+            if let range = warning.range(of: "left out: ") {
+                for item in warning[range.upperBound...].components(separatedBy: "; ") {
+                    leftOut.insert(String(item.prefix { $0 != " " }))
+                }
+            } else if let range = warning.range(of: "xattr ") {
+                leftOut.insert(String(warning[range.upperBound...].prefix { $0 != " " }))
+            }
+        }
         return try compare(source: source, node: source.rootNode, path: mountPoint, leftOut: leftOut, warnings: warnings,
                            file: file, line: line)
     }

@@ -26,7 +26,9 @@ struct ExtendedAttributeLayout {
     var inBlock: [Entry] = []
     /// Values stored in EA inodes, in EA inode order.
     var eaValues: [[UInt8]] = []
+    /// At most one line per file, naming the file and every attribute left out with why.
     var warnings: [String] = []
+    private var leftOut: [String] = []
 
     static let inodeAreaSize = 256 - 128 - 32 - 4
     static let blockAreaSize = 4096 - 32
@@ -38,23 +40,23 @@ struct ExtendedAttributeLayout {
         var blockUsed = 4
         for attribute in attributes {
             guard let (index, suffix) = Self.split(attribute.name) else {
-                warnings.append("\(path()): extended attribute \(attribute.name) left out: namespace not supported by ext4")
+                leftOut.append("\(attribute.name) (namespace not supported by ext4)")
                 continue
             }
             var value = attribute.value
             if index == 2 || index == 3 {
                 guard let converted = Self.convertACL(value) else {
-                    warnings.append("\(path()): extended attribute \(attribute.name) left out: not a valid POSIX ACL")
+                    leftOut.append("\(attribute.name) (not a valid POSIX ACL)")
                     continue
                 }
                 value = converted
             }
             if suffix.count > 255 {
-                warnings.append("\(path()): extended attribute \(attribute.name) left out: name longer than 255 bytes")
+                leftOut.append("\(attribute.name) (name longer than 255 bytes)")
                 continue
             }
             if attribute.value.count > 65536 {
-                warnings.append("\(path()): extended attribute \(attribute.name) left out: value of \(attribute.value.count) bytes exceeds the 64 KiB Linux limit")
+                leftOut.append("\(attribute.name) (value of \(attribute.value.count) bytes exceeds the 64 KiB Linux limit)")
                 continue
             }
             let entry = Entry(index: index, name: suffix, value: value)
@@ -78,9 +80,12 @@ struct ExtendedAttributeLayout {
                     blockUsed += reference.entrySize
                     eaValues.append(value)
                 } else {
-                    warnings.append("\(path()): extended attribute \(attribute.name) left out: no room left for its entry in the inode or the 4 KiB attribute block")
+                    leftOut.append("\(attribute.name) (no room left for its entry in the inode or the 4 KiB attribute block)")
                 }
             }
+        }
+        if !leftOut.isEmpty {
+            warnings.append("\(path()): extended attributes left out: " + leftOut.joined(separator: "; "))
         }
         // A block's entries must be sorted by index, name length, name.
         inBlock.sort { l, r in
