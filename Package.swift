@@ -84,13 +84,15 @@ let package = Package(
         .executableTarget(
             name: "cim-bench",
             dependencies: ["VolumeSynth", "CimFS"],
-            path: "tools/bench/cim-read"
+            path: "tools/bench/cim-read",
+            exclude: ["run.sh"]
         ),
         // Benchmark of the ext4 synthesizer (not a test): swift run -c release ext4-bench
         .executableTarget(
             name: "ext4-bench",
             dependencies: ["VolumeSynth", "CimFS"],
-            path: "tools/bench/ext4-build"
+            path: "tools/bench/ext4-build",
+            exclude: ["run.sh"]
         ),
         .testTarget(name: "CimFSTests", dependencies: ["CimFS", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "VolumeSynthTests", dependencies: ["VolumeSynth", "CimFS"]),

@@ -24,7 +24,7 @@ func measure<T>(_ label: String, _ body: () throws -> T) rethrows -> T {
     let start = DispatchTime.now().uptimeNanoseconds
     let result = try body()
     let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-    print(String(format: "%-10@ %8.3f s   peak RSS %7.1f MiB", label as NSString, seconds, peakRSSMiB()))
+    print(label.padding(toLength: 10, withPad: " ", startingAt: 0) + String(format: " %8.3f s   peak RSS %7.1f MiB", seconds, peakRSSMiB()))
     return result
 }
 
