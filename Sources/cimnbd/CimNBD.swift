@@ -6,9 +6,11 @@ struct CimNBD: AsyncParsableCommand {
         commandName: "cimnbd",
         abstract: "Serve Windows CIM images as read-only Linux volumes over NBD.",
         discussion: """
-            cimnbd reads Windows container-layer images (CimFS: NAME.cim plus region_* and
-            objectid_* files), synthesizes a read-only ext4 volume from them on the fly, and
+            cimnbd reads Windows container-layer images (CimFS: NAME.cim plus region_* and \
+            objectid_* files), synthesizes a read-only ext4 volume from them on the fly, and \
             exports it over the NBD protocol under the image's volume GUID.
+
+            Start here: cimnbd serve (serves a demo image), then cimnbd mount DIR NAME.cim.
             """,
         subcommands: [CimCommand.self, ExportCommand.self, ServeCommand.self, MountCommand.self, DismountCommand.self, ListCommand.self,
                       AttachCommand.self, DetachCommand.self, StatusCommand.self, ReconnectCommand.self]

@@ -8,8 +8,8 @@ struct ExportCommand: ParsableCommand {
         commandName: "export",
         abstract: "Write the ext4 volume synthesized from a CIM image to a file.",
         discussion: """
-            The file is sparse wherever the volume reads as zeros, so a 1 TiB sparse file in
-            the image costs no disk space. Use it to inspect the volume (e2fsck -fn FILE,
+            The file is sparse wherever the volume reads as zeros, so a 1 TiB sparse file in \
+            the image costs no disk space. Use it to inspect the volume (e2fsck -fn FILE, \
             debugfs FILE, mount -o loop,ro FILE /mnt) or to hand a raw disk to a hypervisor.
 
             Examples:

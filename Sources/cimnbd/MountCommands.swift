@@ -36,16 +36,16 @@ struct MountCommand: ParsableCommand {
         commandName: "mount",
         abstract: "Mount a CIM image as a read-only volume exported over NBD (CimMountImage).",
         discussion: """
-            Mirrors CimMountImage(imageContainingPath, imageName, flags, volumeId): the image
-            NAME in DIR is exported under GUID (random when --volume-id is not given). Prints the
+            Mirrors CimMountImage(imageContainingPath, imageName, flags, volumeId): the image \
+            NAME in DIR is exported under GUID (random when --volume-id is not given). Prints the \
             GUID and the NBD URI. A single path to the .cim is accepted too.
 
-            Flags (--flags): 0x0 none; 0x2 enable DAX (accepted, no effect); 0x1 child-only,
-            0x10 block-device CIM, 0x20 single-file CIM, 0x80 verified CIM are refused as not
+            Flags (--flags): 0x0 none; 0x2 enable DAX (accepted, no effect); 0x1 child-only, \
+            0x10 block-device CIM, 0x20 single-file CIM, 0x80 verified CIM are refused as not \
             supported; any other bit is an invalid argument.
 
-            Exit codes: 0 mounted; 10 invalid argument (flag or GUID); 11 path not found (the
-            directory); 12 file not found (the image); 13 access denied; 14 already exists
+            Exit codes: 0 mounted; 10 invalid argument (flag or GUID); 11 path not found (the \
+            directory); 12 file not found (the image); 13 access denied; 14 already exists \
             (GUID in use); 17 invalid image; 69 daemon not running.
 
             Examples:
@@ -119,8 +119,8 @@ struct DismountCommand: ParsableCommand {
         commandName: "dismount",
         abstract: "Remove a mounted volume (CimDismountImage).",
         discussion: """
-            Refuses while NBD clients are connected (exit 16) unless --force, which disconnects
-            them. Exit 15 when no volume has that GUID. A volume attached as /dev/nbdN (mount
+            Refuses while NBD clients are connected (exit 16) unless --force, which disconnects \
+            them. Exit 15 when no volume has that GUID. A volume attached as /dev/nbdN (mount \
             --attach) is detached first; that fails while the device is mounted.
 
             Example: cimnbd dismount 6f1c0e9e-3b1a-4c55-9a57-0d5f6f0e7a11 --force

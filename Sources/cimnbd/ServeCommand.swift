@@ -13,9 +13,9 @@ struct ServeCommand: AsyncParsableCommand {
         commandName: "serve",
         abstract: "Run the NBD server, the control API and the mount table in the foreground.",
         discussion: """
-            Every mounted image is exported read-only as an ext4 volume under its volume GUID:
-            nbd://HOST/GUID. Mounts are saved in the state file and come back when the daemon
-            starts again. With no state and no --no-demo, a built-in demo image is mounted
+            Every mounted image is exported read-only as an ext4 volume under its volume GUID: \
+            nbd://HOST/GUID. Mounts are saved in the state file and come back when the daemon \
+            starts again. With no state and no --no-demo, a built-in demo image is mounted \
             under the fixed GUID \(DemoImage.guid). Stop with Ctrl-C or SIGTERM.
 
             Examples:
