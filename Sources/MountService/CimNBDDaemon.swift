@@ -1,4 +1,6 @@
+import Foundation
 import Logging
+import NBDKernel
 import NBDServer
 import NIOCore
 import ServiceLifecycle
@@ -57,10 +59,34 @@ public final class CimNBDDaemon: Service, @unchecked Sendable {
         self.onReady = onReady
     }
 
+    /// Gives every device that was attached before a restart new sockets
+    /// (NBD_CMD_RECONFIGURE), so I/O waiting in the kernel (dead-connection
+    /// timeout) resumes and no reader sees an error. Runs on a thread of its
+    /// own: the handshakes need this server to be answering.
+    private func reconnectAttachedDevices() {
+        let attached = manager.list().compactMap { info in info.device.map { (info.guid, $0, info.uri) } }
+        guard !attached.isEmpty else { return }
+        let logger = self.logger
+        let manager = self.manager
+        Thread.detachNewThread {
+            for (guid, device, uri) in attached {
+                do {
+                    let server = try NBDServerAddress(parsing: uri)
+                    try NBDDeviceManager.reconnect(device, server: server, exportName: guid, connections: 1)
+                    logger.notice("reconnected \(device) to \(guid)")
+                } catch {
+                    logger.error("cannot reconnect \(device) to \(guid): \(error); run 'cimnbd reconnect \(device)' or 'cimnbd detach \(device)'")
+                    if case NBDKernelError.deviceNotFound = error { try? manager.setDevice(guid: guid, device: nil) }
+                }
+            }
+        }
+    }
+
     public func run() async throws {
         do {
             try await server.start(listenAddresses: configuration.listen, unixSockets: configuration.unixSockets)
             try manager.restore()
+            reconnectAttachedDevices()
             try control.start(mode: configuration.controlMode)
             try await onReady(self)
         } catch {
@@ -69,6 +95,7 @@ public final class CimNBDDaemon: Service, @unchecked Sendable {
             throw error
         }
         // Wait for SIGINT/SIGTERM (or cancellation), then stop in order.
+        // (Attached devices are left attached: their I/O waits for the next start.)
         try? await gracefulShutdown()
         logger.info("shutting down")
         control.stop()

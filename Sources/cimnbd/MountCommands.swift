@@ -73,6 +73,9 @@ struct MountCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("With --attach: number of connections to the server (1-16).", valueName: "N"))
     var connections: Int = 1
 
+    @Option(name: .customLong("dead-conn-timeout"), help: ArgumentHelp("With --attach: seconds the kernel keeps I/O waiting when every connection is lost, so a restarted daemon can reconnect the device before readers see an error.", valueName: "S"))
+    var deadConnTimeout: UInt64 = 120
+
     @OptionGroup var mapping: MappingArguments
     @OptionGroup var daemon: ControlArguments
 
@@ -99,7 +102,8 @@ struct MountCommand: ParsableCommand {
         guard attach, let uri = response.uri else { return }
         do {
             let server = try NBDServerAddress(parsing: uri)
-            let attachment = try NBDDeviceManager.attach(NBDAttachOptions(exportName: guid, server: server, connections: connections))
+            let attachment = try NBDDeviceManager.attach(NBDAttachOptions(exportName: guid, server: server, connections: connections,
+                                                                                  deadConnTimeoutSeconds: deadConnTimeout))
             _ = try daemon.send(ControlRequest(op: .setDevice, guid: guid, device: attachment.device))
             print(attachment.device)
         } catch let exit as ExitCode {

@@ -234,3 +234,40 @@ scenario_8() {
     [ $ok = 1 ] && pass 8 "daemon in the guest: mount --attach gives $dev (backend=GUID, listed), checksums match; dismount refused while mounted, then detaches and dismounts" \
         || fail 8 "see INFO lines above"
 }
+
+# Scenario 9: the daemon inside the guest is SIGKILLed while a device it attached is mounted,
+# and started again: it restores the mount from its state file and gives the kernel new
+# sockets by itself (NBD_CMD_RECONFIGURE); a read issued while it was down completes with
+# the right bytes. No `cimnbd reconnect` is run.
+scenario_9() {
+    G9=7a2b3c4d-5e6f-4a1b-8c2d-3e4f5a6b7c8d
+    C9=/tmp/control9.sock; S9=/tmp/state9.json
+    start9() {
+        cimnbd serve --no-demo --listen 127.0.0.1:10811 --control $C9 --state $S9 >>/tmp/serve9.log 2>&1 &
+        spid=$!
+        i=0; while [ ! -S $C9 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+        [ -S $C9 ]
+    }
+    start9 || { cat /tmp/serve9.log; fail 9 "cimnbd serve did not start"; return; }
+    out=$(cimnbd mount /scenario/small small.cim --volume-id $G9 --attach --dead-conn-timeout 60 --control $C9 2>/tmp/m9.err) \
+        || { cat /tmp/m9.err; fail 9 "cimnbd mount --attach"; kill $spid; return; }
+    dev=$(echo "$out" | tail -1)
+    mount -t ext4 -o ro "$dev" /mnt || { fail 9 "mount $dev"; kill $spid; return; }
+    ok=1
+    kill -9 $spid; wait $spid 2>/dev/null; rm -f $C9
+    echo 3 > /proc/sys/vm/drop_caches
+    # Read every file while the daemon is down: the kernel holds the I/O.
+    (cd /mnt && sha256sum -c /scenario/small.sha256 >/tmp/c9.out 2>&1; echo $? > /tmp/c9.rc) &
+    rpid=$!
+    sleep 3
+    [ -e /tmp/c9.rc ] && { echo "INFO the read finished while the daemon was down: $(cat /tmp/c9.rc)"; ok=0; }
+    start9 || { cat /tmp/serve9.log; fail 9 "cimnbd serve did not restart"; return; }
+    i=0; while kill -0 $rpid 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
+    [ "$(cat /tmp/c9.rc 2>/dev/null)" = 0 ] || { head -3 /tmp/c9.out; tail -5 /tmp/serve9.log; ok=0; }
+    grep -q "reconnected $dev" /tmp/serve9.log || { echo "INFO the daemon did not log a reconnect"; ok=0; }
+    umount /mnt
+    cimnbd dismount $G9 --control $C9 || { echo "INFO dismount failed"; ok=0; }
+    kill $spid; wait $spid 2>/dev/null
+    [ $ok = 1 ] && pass 9 "daemon SIGKILLed with $dev mounted; the restarted daemon reconnected the device itself; the read issued meanwhile completed with correct bytes" \
+        || fail 9 "see INFO lines above"
+}
