@@ -58,8 +58,8 @@ private func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) {
 
 /// Formats a FILETIME (100 ns ticks since 1601) as UTC `YYYY-MM-DD hh:mm:ss.fffffff`.
 func formatFileTime(_ ticks: UInt64) -> String {
-    let seconds = Int64(ticks / 10_000_000) - 11_644_473_600
-    let fraction = ticks % 10_000_000
+    let seconds = CimFileTime.unixTime(ticks).seconds
+    let fraction = ticks % UInt64(CimFileTime.ticksPerSecond)
     var time = time_t(seconds)
     var parts = tm()
     gmtime_r(&time, &parts)

@@ -4,9 +4,8 @@
 /// keep nanoseconds, so the last two decimal digits are dropped (truncated);
 /// times before 1601 clamp to 0, times past the FILETIME range clamp to its maximum.
 enum WriterFileTime {
-    /// Seconds from 1601-01-01 to 1970-01-01.
-    static let epochDifference: Int64 = 11_644_473_600
-    static let ticksPerSecond: Int64 = 10_000_000
+    static let epochDifference = CimFileTime.epochDifference
+    static let ticksPerSecond = CimFileTime.ticksPerSecond
 
     static func ticks(_ time: WriterTimespec) -> UInt64 {
         let seconds = time.seconds.addingReportingOverflow(epochDifference)
@@ -19,8 +18,7 @@ enum WriterFileTime {
     }
 
     static func timespec(_ ticks: UInt64) -> WriterTimespec {
-        let clamped = Int64(min(ticks, UInt64(Int64.max)))
-        return WriterTimespec(seconds: clamped / ticksPerSecond - epochDifference,
-                              nanoseconds: UInt32(clamped % ticksPerSecond) * 100)
+        let time = CimFileTime.unixTime(ticks)
+        return WriterTimespec(seconds: time.seconds, nanoseconds: time.nanoseconds)
     }
 }
