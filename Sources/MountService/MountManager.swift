@@ -57,17 +57,16 @@ public final class MountManager: Sendable {
             if errno == EACCES { throw MountError.accessDenied(path: directory) }
             throw MountError.pathNotFound(path: directory)
         }
-        let base = directory.hasSuffix("/") ? directory : directory + "/"
-        var fileName = name
-        if !fileName.hasSuffix(".cim") && access(base + fileName, F_OK) != 0 { fileName += ".cim" }
-        guard !name.isEmpty, !name.contains("/"), stat(base + fileName, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
-            throw MountError.fileNotFound(path: base + name)
+        let imagePath = CimImage.imagePath(directory: directory, name: name)
+        guard !name.isEmpty, !name.contains("/"), stat(imagePath, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
+            throw MountError.fileNotFound(path: (directory.hasSuffix("/") ? directory : directory + "/") + name)
         }
+        let fileName = String(imagePath.split(separator: "/").last ?? Substring(name))
         let image: CimImage
         do {
-            image = try CimImage(path: base + fileName)
+            image = try CimImage(path: imagePath)
         } catch let error as CimError {
-            throw MountManager.translate(error, imagePath: base + fileName)
+            throw MountManager.translate(error, imagePath: imagePath)
         }
         if let uid = callerUID, uid != 0 {
             for path in [image.path] + image.regions.map(\.path) where !MountManager.mayRead(path, uid: uid, gid: callerGID ?? UInt32.max) {

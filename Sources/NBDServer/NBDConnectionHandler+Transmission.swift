@@ -90,13 +90,7 @@ extension NBDConnectionHandler {
                             context: context)
             return
         }
-        let size = export.volume.size
-        guard Self.rangeInside(offset: request.offset, length: request.length, size: size) else {
-            finishWithError(request, error: .einval,
-                            message: "read of \(request.length) bytes at \(request.offset) is beyond the end of the export (\(size) bytes)",
-                            context: context)
-            return
-        }
+        guard requireInside(request, export: export, operation: "read", context: context) else { return }
         let dontFragment = request.flags & NBDProtocol.cmdFlagDF != 0
         let options = ReadReplyPlan.Options(
             allowHoles: structuredReplies && !dontFragment,
@@ -218,7 +212,7 @@ extension NBDConnectionHandler {
                 guard !finished.done, context.channel.isActive else { return }
                 for file in files {
                     do {
-                        try file.checkUnchanged()
+                        try file.checkContentUnchanged()
                     } catch {
                         logger.error("file changed while being sent, closing connection: \(error)")
                         context.close(promise: nil)
@@ -252,13 +246,7 @@ extension NBDConnectionHandler {
             finishWithError(request, error: .einval, message: "zero-length block status request", context: context)
             return
         }
-        let size = export.volume.size
-        guard Self.rangeInside(offset: request.offset, length: request.length, size: size) else {
-            finishWithError(request, error: .einval,
-                            message: "block status of \(request.length) bytes at \(request.offset) is beyond the end of the export (\(size) bytes)",
-                            context: context)
-            return
-        }
+        guard requireInside(request, export: export, operation: "block status", context: context) else { return }
         let volume = export.volume
         let offset = request.offset
         let length = UInt64(request.length)
@@ -313,13 +301,7 @@ extension NBDConnectionHandler {
             finishWithError(request, error: .einval, message: "unsupported flags 0x\(String(request.flags, radix: 16)) for CACHE", context: context)
             return
         }
-        let size = export.volume.size
-        guard Self.rangeInside(offset: request.offset, length: request.length, size: size) else {
-            finishWithError(request, error: .einval,
-                            message: "cache of \(request.length) bytes at \(request.offset) is beyond the end of the export (\(size) bytes)",
-                            context: context)
-            return
-        }
+        guard requireInside(request, export: export, operation: "cache", context: context) else { return }
         let volume = export.volume
         let offset = request.offset
         let length = UInt64(request.length)
@@ -344,6 +326,18 @@ extension NBDConnectionHandler {
     }
 
     // MARK: Replies
+
+    /// Answers EINVAL and returns false unless the request's range lies inside the export.
+    private func requireInside(_ request: NBDRequest, export: NBDExport, operation: String, context: ChannelHandlerContext) -> Bool {
+        let size = export.volume.size
+        guard Self.rangeInside(offset: request.offset, length: request.length, size: size) else {
+            finishWithError(request, error: .einval,
+                            message: "\(operation) of \(request.length) bytes at \(request.offset) is beyond the end of the export (\(size) bytes)",
+                            context: context)
+            return false
+        }
+        return true
+    }
 
     /// True when `[offset, offset + length)` lies inside `size` bytes, without
     /// trapping on overflow of client-chosen values.

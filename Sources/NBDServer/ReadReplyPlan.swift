@@ -90,7 +90,8 @@ struct ReadReplyPlan: Sendable {
                     if checkedFiles.insert(ObjectIdentifier(file)).inserted {
                         // sendfile bypasses Volume.read and its checks: a file that
                         // changed under us must fail the read, not send mixed bytes.
-                        try file.checkUnchanged()
+                        // The same check as RegionFile.read (fstat only, no path lookup).
+                        try file.checkContentUnchanged()
                     }
                     let (end, overflow) = fileOffset.addingReportingOverflow(len)
                     guard !overflow, end <= file.size, fileOffset <= UInt64(Int.max) else {

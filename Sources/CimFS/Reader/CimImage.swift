@@ -56,10 +56,15 @@ public final class CimImage: Sendable {
     public convenience init(directory: String, name: String) throws {
         try requireDirectory(directory)
         guard !name.isEmpty, !name.contains("/") else { throw CimError.invalidInput("invalid image name \"\(name)\"") }
-        var file = name
+        try self.init(path: CimImage.imagePath(directory: directory, name: name))
+    }
+
+    /// The `.cim` path `CimMountImage` addresses with `directory` and `name`:
+    /// `name` as given when that file exists, else `name` + `.cim`.
+    public static func imagePath(directory: String, name: String) -> String {
         let base = directory.hasSuffix("/") ? directory : directory + "/"
-        if !file.hasSuffix(".cim") && access(base + file, F_OK) != 0 { file += ".cim" }
-        try self.init(path: base + file)
+        if name.hasSuffix(".cim") || access(base + name, F_OK) == 0 { return base + name }
+        return base + name + ".cim"
     }
 
     /// Opens the image whose `.cim` file is at `path`.

@@ -24,20 +24,17 @@ public final class CimTreeSource: FileTreeSource {
     public var rootNode: UInt32 { image.rootID }
     public var maxNode: UInt32 { image.maxFileID }
 
-    /// Depth (levels below the root) of the directory holding each node's first name.
-    private let depths: [UInt16]
     /// Symlink targets of the nodes that become symlinks.
     private let symlinks: [CimFileID: [UInt8]]
     /// Original UTF-16 names of nodes whose Linux name had to be replaced.
     private let replacedNames: [CimFileID: [UInt16]]
     private let warningLog = Mutex<[String]>([])
 
-    /// Walks the image once (metadata only) to learn depths, symlinks and
-    /// replaced names.
+    /// Walks the image once (metadata only) to learn symlink targets (which
+    /// depend on the depth of the link's first name) and replaced names.
     public init(image: CimImage, options: MappingOptions = MappingOptions()) throws {
         self.image = image
         self.options = options
-        var depths = [UInt16](repeating: 0, count: Int(image.maxFileID) + 1)
         var seen = [Bool](repeating: false, count: Int(image.maxFileID) + 1)
         var reparseNodes: [(CimFileID, Int)] = []
         var replaced: [CimFileID: [UInt16]] = [:]
@@ -45,7 +42,6 @@ public final class CimTreeSource: FileTreeSource {
             let index = Int(child.fileID)
             guard index < seen.count, !seen[index] else { return }
             seen[index] = true
-            depths[index] = UInt16(clamping: components.count - 1)
             if WindowsName.direct(child.nameUnits) == nil { replaced[child.fileID] = child.nameUnits }
             if try image.entry(child.fileID).reparseDataOffset != 0 { reparseNodes.append((child.fileID, components.count - 1)) }
         }
@@ -59,7 +55,6 @@ public final class CimTreeSource: FileTreeSource {
             if entry.isDirectory, try !image.children(of: id).isEmpty { continue }
             symlinks[id] = target
         }
-        self.depths = depths
         self.symlinks = symlinks
         self.replacedNames = replaced
     }
@@ -173,7 +168,4 @@ public final class CimTreeSource: FileTreeSource {
         }
         return target
     }
-
-    /// Depth of the directory that holds the node's first name (for tests and tools).
-    func depth(of node: UInt32) -> Int { Int(node) < depths.count ? Int(depths[Int(node)]) : 0 }
 }

@@ -118,14 +118,16 @@ struct Ext4TreeWalker {
                 }
             }
             inodeOfNode[Int(child)] = inode
-            if try attributeWarnings(inode: inode, node: child) != nil {
-                self.warnings += ExtendedAttributeLayout(try source.extendedAttributes(of: child), path: childPath(dir, name)).warnings
+            let leftOut = try placeAttributes(inode: inode, node: child)
+            if !leftOut.isEmpty {
+                let path = childPath(dir, name)
+                warnings += leftOut.map { path + $0 }
             }
         }
-        if dir == 2, try attributeWarnings(inode: 2, node: node) != nil {
+        if dir == 2 {
             // After the children, so lost+found keeps inode 11 even if the
             // root has EA inodes.
-            warnings += ExtendedAttributeLayout(try source.extendedAttributes(of: node), path: "/").warnings
+            warnings += try placeAttributes(inode: 2, node: node).map { "/" + $0 }
         }
         let layout = try DirectoryLayout(names: names, hasher: hasher)
         records.content[Int(dir)] = UInt32(layout.blockCount)
@@ -158,11 +160,12 @@ struct Ext4TreeWalker {
     }
 
     /// Places a node's attributes, flags the inode when it needs an attribute
-    /// block, and returns non-nil when some attributes were left out (the
-    /// caller then builds the messages with the path, which is slow to find).
-    private mutating func attributeWarnings(inode: UInt32, node: UInt32) throws -> [String]? {
+    /// block, and returns the warnings for attributes left out, without the
+    /// path in front: the caller adds it, since it is slow to find and most
+    /// nodes have nothing to report.
+    private mutating func placeAttributes(inode: UInt32, node: UInt32) throws -> [String] {
         let attributes = try source.extendedAttributes(of: node)
-        guard !attributes.isEmpty else { return nil }
+        guard !attributes.isEmpty else { return [] }
         let layout = ExtendedAttributeLayout(attributes, path: "")
         if layout.needsBlock { records.flags[Int(inode)] |= InodeRecords.xattrBlockFlag }
         if !layout.eaValues.isEmpty {
@@ -172,7 +175,7 @@ struct Ext4TreeWalker {
                 _ = records.append(node: inode, kind: .eaInode, links: 1, parent: UInt32(k), content: UInt32((value.count + 4095) / 4096))
             }
         }
-        return layout.warnings.isEmpty ? nil : layout.warnings
+        return layout.warnings
     }
 
     /// The allocated logical block spans of a file's runs, and their total.
