@@ -94,8 +94,10 @@ let package = Package(
             path: "tools/bench/ext4-build",
             exclude: ["run.sh"]
         ),
-        .testTarget(name: "CimFSTests", dependencies: ["CimFS", .product(name: "Crypto", package: "swift-crypto")]),
-        .testTarget(name: "VolumeSynthTests", dependencies: ["VolumeSynth", "CimFS"]),
+        // Finds the test images kept in Tests/Fixtures (shared by the test targets; not a test itself).
+        .target(name: "TestFixtures", path: "Tests/TestFixtures"),
+        .testTarget(name: "CimFSTests", dependencies: ["CimFS", "TestFixtures", .product(name: "Crypto", package: "swift-crypto")]),
+        .testTarget(name: "VolumeSynthTests", dependencies: ["VolumeSynth", "CimFS", "TestFixtures"]),
         .testTarget(
             name: "NBDServerTests",
             dependencies: [
@@ -105,6 +107,6 @@ let package = Package(
             ]
         ),
         .testTarget(name: "NBDKernelTests", dependencies: ["NBDKernel"]),
-        .testTarget(name: "MountServiceTests", dependencies: ["MountService", "CimFS", "VolumeSynth", "NBDServer"]),
+        .testTarget(name: "MountServiceTests", dependencies: ["MountService", "CimFS", "VolumeSynth", "NBDServer", "TestFixtures"]),
     ]
 )

@@ -1,16 +1,18 @@
 import Foundation
+import TestFixtures
 import XCTest
 @testable import CimFS
 
-/// A writable copy of one shared fixture image in a temporary directory, with
+/// A writable copy of one fixture image in a temporary directory, with
 /// helpers to patch bytes of its files.
 final class ImageFixture {
     let directory: URL
     let cimPath: String
     let regionSet: CimGUID
 
+    /// Copies `Tests/Fixtures/<folder>` (`folder` is below `cim/` unless it names `real/…`).
     init(folder: String, image: String) throws {
-        let source = try FixtureLocator.cimFixtures().appendingPathComponent(folder)
+        let source = try FixtureLocator.folder(folder.hasPrefix("real/") ? folder : "cim/" + folder)
         directory = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("cimfs-test-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         for file in try FileManager.default.contentsOfDirectory(atPath: source.path) {

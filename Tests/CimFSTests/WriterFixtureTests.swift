@@ -1,5 +1,6 @@
 import XCTest
 import Foundation
+import TestFixtures
 @testable import CimFS
 #if canImport(Glibc)
 import Glibc
@@ -13,7 +14,7 @@ import Glibc
 final class WriterFixtureTests: XCTestCase {
     func testFixturesSurviveExtractAndRecreate() throws {
         var checked = 0
-        for (cim, manifestPath) in try FixtureLocator.cases() {
+        for (cim, manifestPath) in try FixtureLocator.cases().map({ ($0.image, $0.manifest) }) {
             let folder = URL(fileURLWithPath: cim).deletingLastPathComponent().lastPathComponent
             let work = try WriterTestSupport.makeTemporaryDirectory("fixture-\(folder)")
             defer { WriterTestSupport.removeTree(work) }

@@ -1,4 +1,5 @@
 import Foundation
+import TestFixtures
 import XCTest
 @testable import CimFS
 @testable import VolumeSynth
@@ -6,38 +7,24 @@ import XCTest
 /// The translator's bar: every image becomes a volume that `e2fsck -fn`
 /// passes and that the kernel mounts showing exactly the image's tree.
 final class CimExt4MountTests: XCTestCase {
-    static var fixtures: URL? {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        if let override = ProcessInfo.processInfo.environment["CIMNBD_FIXTURES"] { return URL(fileURLWithPath: override) }
-        let candidate = root.deletingLastPathComponent().appendingPathComponent("shared/fixtures/cim")
-        return FileManager.default.fileExists(atPath: candidate.path) ? candidate : nil
-    }
-
-    func testEverySharedFixtureExportsCleanAndMountsIdentical() throws {
-        guard let root = Self.fixtures else { throw XCTSkip("shared fixtures not found") }
+    func testEveryFixtureExportsCleanAndMountsIdentical() throws {
         var images = 0
-        for folder in try FileManager.default.contentsOfDirectory(atPath: root.path).sorted() {
-            let dir = root.appendingPathComponent(folder).path
-            guard let files = try? FileManager.default.contentsOfDirectory(atPath: dir) else { continue }
-            for file in files.sorted() where file.hasSuffix(".cim") {
-                let image = try CimImage(path: dir + "/" + file)
-                let compared = try MountedVolumeChecker.check(image: image)
-                if MountedVolumeChecker.canMount { XCTAssertGreaterThan(compared, 1, file) }
-                images += 1
-            }
+        for fixture in try FixtureLocator.cases() {
+            let image = try CimImage(path: fixture.image)
+            let compared = try MountedVolumeChecker.check(image: image)
+            if MountedVolumeChecker.canMount { XCTAssertGreaterThan(compared, 1, fixture.image) }
+            images += 1
         }
         XCTAssertGreaterThanOrEqual(images, 10)
     }
 
     func testMappingOptionsApply() throws {
-        guard let root = Self.fixtures else { throw XCTSkip("shared fixtures not found") }
-        let image = try CimImage(path: root.appendingPathComponent("small/small.cim").path)
+        let image = try CimImage(path: try FixtureLocator.image("cim/small/small.cim"))
         try MountedVolumeChecker.check(image: image, mapping: MappingOptions(uid: 1000, gid: 100, directoryMask: 0o027, fileMask: 0o137))
     }
 
     func testSymlinkTargetsFromReparsePoints() throws {
-        guard let root = Self.fixtures else { throw XCTSkip("shared fixtures not found") }
-        let image = try CimImage(path: root.appendingPathComponent("sd_ea_reparse/meta.cim").path)
+        let image = try CimImage(path: try FixtureLocator.image("cim/sd_ea_reparse/meta.cim"))
         let source = try CimTreeSource(image: image)
         func target(_ path: String) throws -> String {
             String(decoding: try source.symlinkTarget(of: try image.lookup(path: path)), as: UTF8.self)
