@@ -62,7 +62,7 @@ public enum CimError: Error, Equatable, Sendable, CustomStringConvertible {
             let hex = found.map { String($0, radix: 16) }.joined(separator: " ")
             return "\(path): not a CIM file (magic is [\(hex)], expected \"cimfile0\")"
         case .unsupportedVersion(let path, let major, let minor):
-            return "\(path): unsupported CIM format version \(major).\(minor) (this reader knows 2.x and 3.x)"
+            return "\(path): unsupported CIM format version \(major).\(minor) (this reader knows 1.x, 2.x and 3.x)"
         case .invalidField(let path, let offset, let field, let value, let expected):
             return "\(path): offset \(offset): \(field) is \(value), expected \(expected)"
         case .corrupt(let path, let offset, let problem):

@@ -20,10 +20,17 @@ struct CimCreateCommand: ParsableCommand {
             trusted.ntfs_acl → security descriptor, trusted.ntfs_attrib → attribute flags,
             trusted.ntfs_ea → EA buffer, trusted.ntfs_reparse_data → reparse buffer
             (trusted.ntfs_reparse_tag → reparse tag, when not the buffer's first 4 bytes).
-            Deduplication uses SHA-256 truncated to 24 bytes (recorded in objectid files).
+            Object ids (objectid files, used for deduplication and by `cim verify`) are
+            what Windows writes: the first 24 bytes of SHA-512 of each object, objects of
+            at most 24 bytes inline, sorted by length then digest.
+
+            Format versions: 2 (default) and 3 write the same layout with 96-byte file
+            entries; 1 writes the 1.0 layout of Windows' 2020 tools (88-byte entries,
+            region index 0, 1.0 in every header) for Windows builds before 2.0.
 
             Examples:
               cimnbd cim create ./rootfs /images/layer.cim
+              cimnbd cim create ./rootfs /images/layer-v1.cim --format-version 1
               cimnbd cim create ./rootfs /images/layer.cim --data-regions 4 \\
                   --small-data-threshold 0
               cimnbd cim create ./update /images/child.cim --parent /images/layer.cim
@@ -41,7 +48,7 @@ struct CimCreateCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Fork from this image: it must be in the same directory; identical data is referenced from its regions instead of stored again. Example: --parent /images/base.cim", valueName: "IMAGE"))
     var parent: String?
 
-    @Option(name: .customLong("format-version"), help: ArgumentHelp("Header major version, 2 or 3. Example: --format-version 3", valueName: "2|3"))
+    @Option(name: .customLong("format-version"), help: ArgumentHelp("Format major version: 1 (the 1.0 layout, 88-byte entries, for Windows builds before 2.0), 2 or 3 (96-byte entries). Example: --format-version 1", valueName: "1|2|3"))
     var formatVersion: UInt32 = 2
 
     @Option(name: .customLong("data-regions"), help: ArgumentHelp("Number of page-aligned data region files to spread data over. Example: --data-regions 4", valueName: "N"))
@@ -50,11 +57,11 @@ struct CimCreateCommand: ParsableCommand {
     @Option(name: .customLong("small-data-threshold"), help: ArgumentHelp("Data shorter than this goes to the 8-byte aligned small-data region; 0 disables it. Example: --small-data-threshold 512", valueName: "BYTES"))
     var smallDataThreshold: UInt64 = 4096
 
-    @Flag(name: .customLong("no-dedup"), help: "Store every object even if identical data is already stored (default: deduplicate by SHA-256). Example: --no-dedup")
+    @Flag(name: .customLong("no-dedup"), help: "Store every object even if identical data is already stored (default: deduplicate by SHA-512/24 object id). Example: --no-dedup")
     var noDedup = false
 
-    @Option(name: .customLong("entry-size"), help: ArgumentHelp("File entry size in bytes: at least 96, a multiple of 8. Example: --entry-size 128", valueName: "N"))
-    var entrySize: Int = 96
+    @Option(name: .customLong("entry-size"), help: ArgumentHelp("File entry size in bytes: at least the version's entry (88 for version 1, 96 for 2 and 3; the default), a multiple of 8. Example: --entry-size 128", valueName: "N"))
+    var entrySize: Int?
 
     @Option(name: .customLong("pe-image"), help: ArgumentHelp("Store this file (path relative to SRC) as a PE-image stream; repeatable. Example: --pe-image bin/app.exe", valueName: "PATH"))
     var peImages: [String] = []

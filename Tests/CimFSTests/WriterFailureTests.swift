@@ -97,7 +97,7 @@ final class WriterFailureTests: XCTestCase {
     }
 
     func testBadOptionsAndNames() throws {
-        for configure: (inout CimWriterOptions) -> Void in [{ $0.dataRegions = 0 }, { $0.entrySize = 95 }, { $0.formatVersion = 1 }] {
+        for configure: (inout CimWriterOptions) -> Void in [{ $0.dataRegions = 0 }, { $0.entrySize = 95 }, { $0.formatVersion = 4 }] {
             var options = CimWriterOptions()
             configure(&options)
             XCTAssertThrowsError(try CimWriter().createImage(from: src, imagePath: out + "/a.cim", options: options)) { error in

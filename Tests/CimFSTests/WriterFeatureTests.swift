@@ -100,7 +100,7 @@ final class WriterFeatureTests: XCTestCase {
         // The object-id file lists the data object with its digest.
         let objectIDs = try WriterTestSupport.readFile(summary.objectIDFiles[1])
         XCTAssertEqual(Array(objectIDs[48..<56]), [0xA0, 0x86, 0x01, 0, 0, 0, 0, 0])  // length 100000
-        XCTAssertEqual(Array(objectIDs[56..<80]), WriterObjectDigest.of(data))
+        XCTAssertEqual(Array(objectIDs[56..<80]), CimObjectDigest.of(data))
 
         let (plain, plainSummary) = try create("nodedup.cim") { $0.deduplicate = false }
         let p1 = try plain.entry(try plain.lookup(path: "one")), p2 = try plain.entry(try plain.lookup(path: "two"))

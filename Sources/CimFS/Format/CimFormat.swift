@@ -11,7 +11,12 @@ public enum CimFormat {
     public static let filesystemObjectSize = 24
     public static let fileTableDirectoryEntrySize = 16
     public static let streamSize = 16
+    /// File entry of format 2.x and 3.x: the 1.0 fields, then parent FileID and base region index.
     public static let fileEntrySize = 96
+    /// File entry of format 1.x (what Windows' tools wrote in 2020): no parent FileID, no base region index.
+    public static let fileEntrySizeVersion1 = 88
+    /// Format major versions this code reads and writes.
+    public static let knownMajorVersions: ClosedRange<UInt32> = 1...3
     public static let filesPerTable = 1024
     public static let upcaseTableEntries = 65536
     public static let peImageHeaderSize = 24
@@ -91,6 +96,16 @@ public enum CimFormat {
     public static func split(regionOffset value: UInt64) -> (region: UInt16, offset: UInt64) {
         (UInt16(truncatingIfNeeded: value >> 48), value & lengthMask)
     }
+
+    /// The fewest bytes a file entry of format major version `major` may have:
+    /// 88 for 1.x, 96 for 2.x and 3.x. Longer entries are read up to this size.
+    public static func minimumFileEntrySize(major: UInt32) -> Int {
+        major == 1 ? fileEntrySizeVersion1 : fileEntrySize
+    }
+
+    /// Object-id digest: the first 24 bytes of SHA-512 of the object, or for an
+    /// object of at most 24 bytes the object itself, zero-padded (format section 4).
+    public static let objectIDDigestSize = 24
 
     /// Region file name: `region_<guid>_<n>`.
     public static func regionFileName(set: CimGUID, index: Int) -> String { "region_\(set)_\(index)" }

@@ -1,7 +1,8 @@
 /// A FileID: 1-based index into the image's file tables.
 public typealias CimFileID = UInt32
 
-/// A decoded 96-byte file entry.
+/// A decoded file entry: 88 bytes in format 1.x, 96 in 2.x and 3.x (longer
+/// entries carry fields this reader does not know; they are skipped).
 public struct CimFileEntry: Sendable, Equatable {
     public var flags: UInt16
     public var eaLength: UInt16
@@ -16,8 +17,10 @@ public struct CimFileEntry: Sendable, Equatable {
     public var extendedAttributesOffset: UInt64
     public var reparseDataOffset: UInt64
     public var streamTableOffset: UInt64
-    public var parentFileID: UInt32
-    public var baseRegionIndex: UInt16
+    /// The parent directory's FileID; nil in format 1.x, whose entries have no such field.
+    public var parentFileID: UInt32?
+    /// The region index the entry's objects are relative to; nil in format 1.x.
+    public var baseRegionIndex: UInt16?
 
     /// A file is a directory exactly when its default stream is a link table.
     public var isDirectory: Bool { defaultStream.rawType == CimFormat.StreamType.linkTable.rawValue }
@@ -35,7 +38,9 @@ public struct CimFileEntry: Sendable, Equatable {
         return value
     }
 
-    init(_ raw: LittleEndianBytes) throws {
+    /// Decodes `raw`, which holds at least the entry of format major version
+    /// `major` (``CimFormat/minimumFileEntrySize(major:)`` bytes).
+    init(_ raw: LittleEndianBytes, major: UInt32) throws {
         flags = try raw.u16(0)
         eaLength = try raw.u16(2)
         reparseTag = try raw.u32(4)
@@ -48,8 +53,13 @@ public struct CimFileEntry: Sendable, Equatable {
         extendedAttributesOffset = try raw.u64(64)
         reparseDataOffset = try raw.u64(72)
         streamTableOffset = try raw.u64(80)
-        parentFileID = try raw.u32(88)
-        baseRegionIndex = try raw.u16(92)
+        if major == 1 {
+            parentFileID = nil
+            baseRegionIndex = nil
+        } else {
+            parentFileID = try raw.u32(88)
+            baseRegionIndex = try raw.u16(92)
+        }
     }
 }
 

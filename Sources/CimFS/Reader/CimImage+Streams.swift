@@ -24,7 +24,11 @@ extension CimImage {
         let head = try readObject(stream.dataOffset, length: CimFormat.peImageHeaderSize, what: "PE image of FileID \(fileID)",
                                   source: path, sourceOffset: 0)
         let imageDataOffset = try head.u64(0)
-        let imageLength = UInt64(try head.u32(16))
+        // Which field bounds the image data differs between writers: Windows stores
+        // `data length` (@8) bytes and `image length` (@16) is the loaded image's size,
+        // larger or smaller; others store `image length` bytes with the file size as
+        // data length. Segments must lie inside the larger, and inside the region file.
+        let imageLength = max(try head.u64(8), UInt64(try head.u32(16)))
         let mappingCount = Int(try head.u16(20))
         let mappingBytes = try readObject(stream.dataOffset &+ UInt64(CimFormat.peImageHeaderSize), length: mappingCount * CimFormat.peMappingSize,
                                           what: "PE image mappings of FileID \(fileID)", source: head.path, sourceOffset: head.baseOffset)
@@ -38,7 +42,7 @@ extension CimImage {
             }
             mappings.append((fileOffset, delta))
         }
-        let (regionIndex, file, imageStart) = try CimImage.locate(regions: regions, regionOffset: imageDataOffset, length: imageLength,
+        let (regionIndex, file, imageStart) = try CimImage.locate(regions: regions, regionOffset: imageDataOffset, length: 0,
                                                                   what: "PE image data of FileID \(fileID)", source: head.path,
                                                                   sourceOffset: head.baseOffset)
         // Segment boundaries: 0, each mapping's file offset, the stream length.
@@ -51,7 +55,11 @@ extension CimImage {
             let length = end - segment.start
             let (within, overflow) = segment.start.addingReportingOverflow(segment.delta)
             guard !overflow, within <= imageLength, length <= imageLength - within else {
-                throw CimError.outOfBounds(path: file.path, offset: imageStart &+ within, length: length, fileSize: imageStart &+ imageLength,
+                throw CimError.corrupt(path: head.path, offset: head.baseOffset,
+                                       problem: "PE image segment at file offset \(segment.start) of FileID \(fileID) (\(length) bytes at image offset \(within)) lies past the image data's \(imageLength) bytes")
+            }
+            guard within <= file.size - imageStart, length <= file.size - imageStart - within else {
+                throw CimError.outOfBounds(path: file.path, offset: imageStart &+ within, length: length, fileSize: file.size,
                                            what: "PE image segment at file offset \(segment.start) of FileID \(fileID)")
             }
             runs.append(.region(regionIndex: regionIndex, file: file, offset: imageStart + within, length: length))

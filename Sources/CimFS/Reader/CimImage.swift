@@ -21,8 +21,11 @@ public final class CimImage: Sendable {
     public let directory: String
     /// Image name (file name of the `.cim`).
     public let name: String
+    /// Format version of the `.cim` header (1, 2 or 3; the regions' headers may differ).
     public let versionMajor: UInt32
     public let versionMinor: UInt32
+    /// Bytes of each file entry this reader decodes (the entry of ``versionMajor``).
+    let minimumEntrySize: Int
     /// The image's own region set.
     public let regionSet: CimGUID
     /// Parent region sets, in header order (forked images).
@@ -86,6 +89,7 @@ public final class CimImage: Sendable {
         let (major, minor) = try CimImage.checkCommonHeader(head, path: path, type: .filesystem)
         versionMajor = major
         versionMinor = minor
+        minimumEntrySize = CimFormat.minimumFileEntrySize(major: major)
         let headerLength = try head.u32(8)
         regionSet = try CimImage.regionSet(head, at: 32).guid
         let ownRegionCount = try CimImage.regionSet(head, at: 32).count
@@ -117,7 +121,7 @@ public final class CimImage: Sendable {
             for index in 0..<set.count {
                 let regionPath = (slash == nil ? "" : directory + "/") + CimFormat.regionFileName(set: set.guid, index: index)
                 let file = try RegionFile(path: regionPath)
-                try CimImage.checkRegionHeader(file, index: index)
+                try CimImage.checkRegionHeader(file)
                 regionFiles.append(file)
             }
         }
@@ -144,6 +148,7 @@ public final class CimImage: Sendable {
         let tableDir = try CimImage.readObject(regions: regionFiles, regionOffset: directoryOffset,
                                                length: Int(tableCount) * CimFormat.fileTableDirectoryEntrySize,
                                                what: "file table directory", source: fsObject.path, sourceOffset: fsObject.baseOffset + 8)
+        let neededEntrySize = CimFormat.minimumFileEntrySize(major: major)
         var infos: [FileTableInfo] = []
         infos.reserveCapacity(Int(tableCount))
         for i in 0..<Int(tableCount) {
@@ -151,9 +156,9 @@ public final class CimImage: Sendable {
             let offset = try tableDir.u64(at)
             let valid = Int(try tableDir.u16(at + 8))
             let entrySize = Int(try tableDir.u16(at + 10))
-            guard entrySize >= CimFormat.fileEntrySize else {
+            guard entrySize >= neededEntrySize else {
                 throw CimError.invalidField(path: tableDir.path, offset: tableDir.baseOffset + UInt64(at + 10), field: "file entry size",
-                                            value: UInt64(entrySize), expected: "at least 96")
+                                            value: UInt64(entrySize), expected: "at least \(neededEntrySize), the entry of format version \(major).x")
             }
             guard valid <= CimFormat.filesPerTable else {
                 throw CimError.invalidField(path: tableDir.path, offset: tableDir.baseOffset + UInt64(at + 8), field: "valid file count",
@@ -188,7 +193,7 @@ public final class CimImage: Sendable {
                                         expected: "\(type.rawValue) (\(type))")
         }
         let major = try raw.u32(16), minor = try raw.u32(20)
-        guard major == 2 || major == 3 else { throw CimError.unsupportedVersion(path: path, major: major, minor: minor) }
+        guard CimFormat.knownMajorVersions.contains(major) else { throw CimError.unsupportedVersion(path: path, major: major, minor: minor) }
         return (major, minor)
     }
 
@@ -200,7 +205,10 @@ public final class CimImage: Sendable {
         return (guid, Int(try raw.u16(offset + 16)))
     }
 
-    static func checkRegionHeader(_ file: RegionFile, index: Int) throws {
+    /// Checks a region file's header. The region is the one its file name's
+    /// `n` says; the header's index field is not checked, because Windows
+    /// writes 0 there in every region file.
+    static func checkRegionHeader(_ file: RegionFile) throws {
         guard file.size >= UInt64(CimFormat.regionHeaderSize) else {
             if file.size >= 8, try file.read(at: 0, length: 8) != CimFormat.magic {
                 throw CimError.badMagic(path: file.path, found: try file.read(at: 0, length: 8))
@@ -209,10 +217,6 @@ public final class CimImage: Sendable {
         }
         let raw = LittleEndianBytes(try file.read(at: 0, length: CimFormat.regionHeaderSize), path: file.path, baseOffset: 0)
         _ = try checkCommonHeader(raw, path: file.path, type: .region)
-        let stored = try raw.u16(32)
-        guard Int(stored) == index else {
-            throw CimError.invalidField(path: file.path, offset: 32, field: "region index", value: UInt64(stored), expected: "\(index)")
-        }
         let regionType = try raw.u8(34)
         guard CimFormat.RegionType(rawValue: regionType) != nil else {
             throw CimError.invalidField(path: file.path, offset: 34, field: "region type", value: UInt64(regionType), expected: "0, 1 or 2")
@@ -288,8 +292,8 @@ public final class CimImage: Sendable {
         // The table's location was validated when the image was opened.
         let (region, offset) = CimFormat.split(regionOffset: info.offset)
         let file = regions[Int(region)]
-        let raw = LittleEndianBytes(Array(table[start..<(start + CimFormat.fileEntrySize)]), path: file.path, baseOffset: offset + UInt64(start))
-        return try CimFileEntry(raw)
+        let raw = LittleEndianBytes(Array(table[start..<(start + minimumEntrySize)]), path: file.path, baseOffset: offset + UInt64(start))
+        return try CimFileEntry(raw, major: versionMajor)
     }
 
     private func tableBytes(_ index: Int) throws -> [UInt8] {

@@ -11,6 +11,8 @@ public struct CimVerifyReport: Sendable {
     public var filesChecked = 0
     /// Number of stream bytes read.
     public var bytesRead: UInt64 = 0
+    /// Number of object-id entries whose object was located and digested.
+    public var objectsChecked = 0
     public var isClean: Bool { problems.isEmpty }
 }
 
@@ -18,7 +20,8 @@ extension CimImage {
     /// Reads every object and every stream and checks every invariant the
     /// format states: link tables well formed, sorted and free of duplicates,
     /// FileIDs in range, no directory cycles, every stream inside its region,
-    /// security descriptors, EA chains and reparse buffers consistent.
+    /// security descriptors, EA chains and reparse buffers consistent, and
+    /// every object-id entry's digest equal to its object's bytes.
     /// Problems are collected, not thrown, so one report lists them all.
     public func verify(progress: ((_ filesDone: Int, _ filesTotal: Int) -> Void)? = nil) -> CimVerifyReport {
         var report = CimVerifyReport()
@@ -59,6 +62,7 @@ extension CimImage {
             }
         }
         report.filesChecked = checked.count
+        verifyObjectIDs(into: &report)
         progress?(checked.count, total)
         return report
     }

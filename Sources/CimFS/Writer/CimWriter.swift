@@ -25,7 +25,9 @@ import Musl
 ///   ↔ the entry's tag when it is not the buffer's first 4 bytes). Files without
 ///   `trusted.ntfs_acl` get no security descriptor.
 ///
-/// Object-id files record SHA-256 truncated to 24 bytes for every object.
+/// Object-id files record every object as Windows does (``CimObjectDigest``:
+/// SHA-512's first 24 bytes, objects of at most 24 bytes inline), sorted by
+/// length then digest.
 ///
 /// Everything is written under temporary names in the image's directory and
 /// renamed into place at the end (region files, then object-id files, then

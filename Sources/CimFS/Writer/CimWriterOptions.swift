@@ -4,8 +4,11 @@
 /// page-aligned data region, a small-data region for files under 4 KiB and
 /// deduplication of identical content.
 public struct CimWriterOptions: Sendable {
-    /// Header major version, 2 or 3. The layout written is the same (the
-    /// differences of version 3 are not published); only the header says 3.
+    /// Header major version, 1, 2 or 3. Version 1 writes the layout Windows'
+    /// tools wrote in 2020 (88-byte file entries without parent FileID and base
+    /// region index, region headers with index 0), for Windows builds that
+    /// predate 2.0. Versions 2 and 3 write the same layout (the differences of
+    /// version 3 are not published); only the header says 3.
     public var formatVersion: UInt32 = 2
     /// Number of page-aligned data regions (≥ 1). New data objects are spread
     /// over them in turn.
@@ -14,12 +17,17 @@ public struct CimWriterOptions: Sendable {
     /// goes to the small-data region (region type 2, 8-byte aligned). 0 turns the
     /// small-data region off.
     public var smallDataThreshold: UInt64 = 4096
-    /// Store identical objects once (file data by SHA-256 digest, and metadata
+    /// Store identical objects once (file data by ``CimObjectDigest``, and metadata
     /// objects such as security descriptors). With a parent image, also reuses
     /// objects listed in the parent's object-id files.
     public var deduplicate: Bool = true
-    /// File entry size in bytes: at least 96 and a multiple of 8; bytes past 96 are zero.
-    public var entrySize: Int = 96
+    /// File entry size in bytes: at least the version's entry (88 bytes for
+    /// version 1, 96 for 2 and 3) and a multiple of 8; bytes past it are zero.
+    /// nil: exactly the version's entry.
+    public var entrySize: Int? = nil
+
+    /// The entry size written: ``entrySize``, or the version's own.
+    var effectiveEntrySize: Int { entrySize ?? CimFormat.minimumFileEntrySize(major: formatVersion) }
     /// Files to store as PE-image streams, as `/`-separated paths relative to the
     /// source directory (a leading `/` is ignored).
     public var peImagePaths: Set<String> = []
@@ -44,14 +52,16 @@ public struct CimWriterOptions: Sendable {
     }
 
     func validate() throws {
-        guard formatVersion == 2 || formatVersion == 3 else {
-            throw CimError.invalidInput("format version \(formatVersion) is not supported: use 2 or 3")
+        guard CimFormat.knownMajorVersions.contains(formatVersion) else {
+            throw CimError.invalidInput("format version \(formatVersion) is not supported: use 1, 2 or 3")
         }
         guard dataRegions >= 1, dataRegions <= 1000 else {
             throw CimError.invalidInput("data region count \(dataRegions) is out of range: use 1 to 1000")
         }
-        guard entrySize >= CimFormat.fileEntrySize, entrySize % 8 == 0, entrySize <= Int(UInt16.max) else {
-            throw CimError.invalidInput("entry size \(entrySize) is invalid: it must be at least 96, a multiple of 8 and at most 65528")
+        let minimum = CimFormat.minimumFileEntrySize(major: formatVersion)
+        let size = effectiveEntrySize
+        guard size >= minimum, size % 8 == 0, size <= Int(UInt16.max) else {
+            throw CimError.invalidInput("entry size \(size) is invalid: for format version \(formatVersion) it must be at least \(minimum), a multiple of 8 and at most 65528")
         }
     }
 }

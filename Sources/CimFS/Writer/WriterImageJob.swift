@@ -72,7 +72,8 @@ struct WriterImageJob {
 
         // File entries, table by table (1024 per table).
         var tableDirectory = WriterByteBuffer()
-        var table = WriterByteBuffer(capacity: CimFormat.filesPerTable * options.entrySize)
+        let entrySize = options.effectiveEntrySize
+        var table = WriterByteBuffer(capacity: CimFormat.filesPerTable * entrySize)
         var entriesInTable = 0
         let total = tree.records.count
         for (index, record) in tree.records.enumerated() {
@@ -82,9 +83,9 @@ struct WriterImageJob {
                 let offset = try store.storeMetadata(table.bytes)
                 tableDirectory.u64(offset)
                 tableDirectory.u16(UInt16(entriesInTable))
-                tableDirectory.u16(UInt16(options.entrySize))
+                tableDirectory.u16(UInt16(entrySize))
                 tableDirectory.u32(0)
-                table = WriterByteBuffer(capacity: CimFormat.filesPerTable * options.entrySize)
+                table = WriterByteBuffer(capacity: CimFormat.filesPerTable * entrySize)
                 entriesInTable = 0
             }
             if index % 1024 == 1023 {
@@ -229,7 +230,8 @@ struct WriterImageJob {
             streamTable = try store.storeMetadata(object.bytes)
         }
         let stat = record.stat
-        var entry = WriterByteBuffer(capacity: options.entrySize)
+        let entrySize = options.effectiveEntrySize
+        var entry = WriterByteBuffer(capacity: entrySize)
         entry.u16(xattrs.entryFlags)
         entry.u16(eaLength)
         entry.u32(reparseTag)
@@ -242,10 +244,13 @@ struct WriterImageJob {
         entry.u64(extendedAttributes)
         entry.u64(reparse)
         entry.u64(streamTable)
-        entry.u32(record.parentID)
-        entry.u16(store.baseIndex)
-        entry.u16(0)
-        entry.zeros(options.entrySize - entry.count)
+        // Format 1.x entries end here; 2.x and 3.x add parent FileID and base region index.
+        if options.formatVersion >= 2 {
+            entry.u32(record.parentID)
+            entry.u16(store.baseIndex)
+            entry.u16(0)
+        }
+        entry.zeros(entrySize - entry.count)
         return entry.bytes
     }
 

@@ -9,7 +9,7 @@ struct WriterStreamSink {
     fileprivate let region: WriterRegionFile
     fileprivate let start: UInt64
     fileprivate(set) var position: UInt64 = 0
-    fileprivate var digest = WriterObjectDigest()
+    fileprivate var digest = CimObjectDigest()
 
     /// Appends real bytes.
     mutating func write(_ raw: UnsafeRawBufferPointer) throws {
@@ -86,7 +86,7 @@ final class WriterObjectStore {
     /// Stores an in-memory object in `region`; returns its RegionOffset (0 for no bytes).
     func store(_ bytes: [UInt8], in region: WriterRegionFile) throws -> UInt64 {
         guard !bytes.isEmpty else { return 0 }
-        let digest = WriterObjectDigest.of(bytes)
+        let digest = CimObjectDigest.of(bytes)
         let key = WriterObjectKey(length: UInt64(bytes.count), digest: digest)
         let isData = region !== metadata
         if let hit = lookup(key) {

@@ -45,7 +45,9 @@ struct WriterPELayout {
     func object(imageDataOffset: UInt64) -> [UInt8] {
         var buffer = WriterByteBuffer(capacity: CimFormat.peImageHeaderSize + mappings.count * CimFormat.peMappingSize)
         buffer.u64(imageDataOffset)
-        buffer.u64(fileLength)
+        // Data length: the bytes of image data stored, as Windows writes it (the
+        // images its tools made have it end exactly where the last segment ends).
+        buffer.u64(imageLength)
         buffer.u32(UInt32(imageLength))
         buffer.u16(UInt16(mappings.count))
         buffer.u16(0)

@@ -36,7 +36,7 @@ struct WriterParentImage {
             throw CimError.invalidField(path: cimPath, offset: 12, field: "file type", value: UInt64(fileType.first ?? 0), expected: "0 (filesystem)")
         }
         let major = try reader.u32(16), minor = try reader.u32(20)
-        guard major == 2 || major == 3 else { throw CimError.unsupportedVersion(path: cimPath, major: major, minor: minor) }
+        guard CimFormat.knownMajorVersions.contains(major) else { throw CimError.unsupportedVersion(path: cimPath, major: major, minor: minor) }
         func regionSet(at offset: Int) throws -> WriterRegionSet {
             guard let guid = CimGUID(bytes: try reader.slice(offset, 16)) else {
                 throw CimError.corrupt(path: cimPath, offset: UInt64(offset), problem: "bad region set GUID")
@@ -68,21 +68,11 @@ struct WriterParentImage {
     }
 
     private mutating func loadObjectIDs(_ objectIDPath: String, globalIndex: UInt16, regionPath: String) throws {
-        let bytes = try WriterParentImage.readFile(objectIDPath, limit: 1 << 34)
-        let reader = WriterByteReader(bytes: bytes, path: objectIDPath)
-        guard try reader.slice(0, 8) == CimFormat.magic else {
-            throw CimError.badMagic(path: objectIDPath, found: Array(bytes.prefix(8)))
-        }
-        let tableOffset = Int(try reader.u32(40)), count = Int(try reader.u32(44))
-        for index in 0..<count {
-            let at = tableOffset + index * CimFormat.objectIDEntrySize
-            let length = try reader.u64(at)
-            let digest = try reader.slice(at + 8, WriterObjectDigest.size)
-            let offset = try reader.u64(at + 32)
-            guard length > 0, offset > 0 else { continue }
-            let key = WriterObjectKey(length: length, digest: digest)
+        for entry in try CimObjectIDFile(path: objectIDPath).entries {
+            guard entry.length > 0, entry.offset > 0 else { continue }
+            let key = WriterObjectKey(length: entry.length, digest: entry.digest)
             if objects[key] == nil {
-                objects[key] = (CimFormat.regionOffset(region: globalIndex, offset: offset), regionPath, offset)
+                objects[key] = (CimFormat.regionOffset(region: globalIndex, offset: entry.offset), regionPath, entry.offset)
             }
         }
     }
@@ -92,19 +82,7 @@ struct WriterParentImage {
     static func verify(regionPath: String, offset: UInt64, key: WriterObjectKey) -> Bool {
         guard let file = try? RegionFile(path: regionPath) else { return false }
         guard offset <= file.size, key.length <= file.size - offset else { return false }
-        var digest = WriterObjectDigest()
-        var done: UInt64 = 0
-        let chunk = 1 << 20
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 16)
-        defer { buffer.deallocate() }
-        while done < key.length {
-            let n = Int(min(UInt64(chunk), key.length - done))
-            let slice = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<n])
-            guard (try? file.read(into: slice, at: offset + done)) != nil else { return false }
-            digest.update(UnsafeRawBufferPointer(slice))
-            done += UInt64(n)
-        }
-        return digest.finalize() == key.digest
+        return (try? CimObjectDigest.of(file, offset: offset, length: key.length)) == key.digest
     }
 
     static func readFile(_ path: String, limit: Int) throws -> [UInt8] {

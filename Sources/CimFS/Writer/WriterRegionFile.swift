@@ -19,9 +19,11 @@ final class WriterRegionFile {
     private(set) var fileDescriptor: Int32
     /// First free byte.
     private(set) var end: UInt64
-    /// (length, digest, offset) of every object stored, for the object-id file.
-    private(set) var objects: [(length: UInt64, digest: [UInt8], offset: UInt64)] = []
+    /// Every object stored, for the object-id file.
+    private(set) var objects: [CimObjectIDFile.Entry] = []
 
+    /// Creates the file and writes its header. Format 1 headers carry index 0
+    /// in every region, as Windows writes them; later versions the real index.
     init(indexInSet: UInt16, type: CimFormat.RegionType, finalPath: String, temporaryPath: String, formatVersion: UInt32) throws {
         self.indexInSet = indexInSet
         self.type = type
@@ -32,7 +34,7 @@ final class WriterRegionFile {
         self.end = 0
         var header = WriterByteBuffer(capacity: CimFormat.regionHeaderSize)
         WriterRegionFile.commonHeader(&header, length: UInt32(CimFormat.regionHeaderSize), type: .region, version: formatVersion)
-        header.u16(indexInSet)
+        header.u16(formatVersion == 1 ? 0 : indexInSet)
         header.u8(type.rawValue)
         header.u8(0)
         header.u32(0)
@@ -94,7 +96,7 @@ final class WriterRegionFile {
 
     /// Records an object written at `offset` and makes it permanent.
     func commit(offset: UInt64, length: UInt64, digest: [UInt8]) {
-        objects.append((length, digest, offset))
+        objects.append(CimObjectIDFile.Entry(length: length, digest: digest, offset: offset))
         end = max(end, offset + length)
     }
 
@@ -127,7 +129,8 @@ final class WriterRegionFile {
         closeFile()
     }
 
-    /// The object-id file for this region (format section 4).
+    /// The object-id file for this region (format section 4): its real index,
+    /// and the entries sorted by (length, digest) as Windows sorts them.
     func objectIDFileBytes(formatVersion: UInt32) -> [UInt8] {
         var buffer = WriterByteBuffer(capacity: CimFormat.objectIDHeaderSize + objects.count * CimFormat.objectIDEntrySize)
         WriterRegionFile.commonHeader(&buffer, length: UInt32(CimFormat.objectIDHeaderSize), type: .objectID, version: formatVersion)
@@ -137,7 +140,7 @@ final class WriterRegionFile {
         buffer.u32(0)
         buffer.u32(UInt32(CimFormat.objectIDHeaderSize))
         buffer.u32(UInt32(objects.count))
-        for object in objects {
+        for object in objects.sorted(by: CimObjectIDFile.precedes) {
             buffer.u64(object.length)
             buffer.append(object.digest)
             buffer.u64(object.offset)
