@@ -125,6 +125,13 @@ final class ObjectIDVerifyTests: XCTestCase {
         XCTAssertEqual(try problems(f), ["\(path): table of 1000 object-id entries of 40000 bytes at offset 48 lies outside the file (88 bytes)"])
     }
 
+    func testHeaderLengthPastTheTableIsAProblem() throws {
+        let f = try putty()
+        let path = objectIDPath(f, 1)
+        try f.patch(path, at: 8, u32: 49)
+        XCTAssertEqual(try problems(f), ["\(path): offset 8: header length is 49, expected 48...48, ending before the entry table"])
+    }
+
     func testRegionTypeDifferentFromTheRegionsIsAProblem() throws {
         let f = try putty()
         let path = objectIDPath(f, 2)

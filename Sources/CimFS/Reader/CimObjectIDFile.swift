@@ -48,6 +48,12 @@ public struct CimObjectIDFile: Sendable {
             throw CimError.invalidField(path: path, offset: 40, field: "entry table offset", value: tableOffset,
                                         expected: "past the 48-byte header")
         }
+        // The header (48 bytes in every image seen) ends at or before the table.
+        let headerLength = UInt64(try header.u32(8))
+        guard headerLength >= UInt64(CimFormat.objectIDHeaderSize), headerLength <= max(tableOffset, UInt64(CimFormat.objectIDHeaderSize)) else {
+            throw CimError.invalidField(path: path, offset: 8, field: "header length", value: headerLength,
+                                        expected: "\(CimFormat.objectIDHeaderSize)...\(max(tableOffset, UInt64(CimFormat.objectIDHeaderSize))), ending before the entry table")
+        }
         let tableLength = count * UInt64(CimFormat.objectIDEntrySize)
         guard tableOffset <= file.size, tableLength <= file.size - tableOffset else {
             throw CimError.outOfBounds(path: path, offset: tableOffset, length: tableLength, fileSize: file.size,
