@@ -153,7 +153,7 @@ struct WriterImageJob {
             parentRegionCount: parentRegions, fileCount: total,
             directoryCount: tree.records.filter { $0.kind == .directory }.count, linkCount: tree.linkCount,
             dataBytes: dataBytes, storedDataBytes: store.storedDataBytes, deduplicatedBytes: store.deduplicatedBytes,
-            sparseFiles: sparseFiles, peImageFiles: peImageFiles, skipped: tree.skipped)
+            sparseFiles: sparseFiles, peImageFiles: peImageFiles, skipped: tree.skipped, renamed: tree.renamed)
     }
 
     private mutating func rename(_ from: String, _ to: String) throws {
