@@ -15,13 +15,15 @@
 /// - Windows metadata as xattrs, ntfs-3g's names moved to `trusted.`, in
 ///   this order so that when space runs out it is streams that are left out:
 ///   `trusted.ntfs_acl` (security descriptor), `trusted.ntfs_attrib` (u32 LE:
-///   read-only, hidden, system, archive, sparse; only when one is set),
+///   read-only, hidden, system, archive, sparse, and directory on a symlink
+///   made from a directory; only when one is set),
 ///   `trusted.ntfs_ea` (EA chain), `trusted.ntfs_reparse_tag` (u32 LE, only
 ///   when it is not the buffer's first 4 bytes), `trusted.ntfs_reparse_data`
 ///   (unless the node is a symlink whose buffer the writer makes again from
 ///   the target), `trusted.cimnbd.name`, then `user.<stream>` for each
-///   alternate stream. A value over Linux's 64 KiB cap is left out and named
-///   in ``Attributes/leftOut``.
+///   alternate stream. A value over Linux's 64 KiB cap, and a stream of a
+///   symlink (Linux has no `user.*` xattrs on symlinks), is left out and
+///   named in ``Attributes/leftOut``.
 package struct CimLinuxMapping: Sendable {
     /// How absolute Windows link targets (`C:\x`) are anchored.
     package enum AbsoluteTargets: Sendable, Equatable {
@@ -47,8 +49,8 @@ package struct CimLinuxMapping: Sendable {
     /// The xattrs of a node, and those Linux cannot hold.
     package struct Attributes: Sendable {
         package var list: [(name: String, value: [UInt8])] = []
-        /// `NAME (why)` for each value left out.
-        package var leftOut: [String] = []
+        /// The values left out: xattr name and why.
+        package var leftOut: [(name: String, reason: String)] = []
     }
 
     /// Linux caps one xattr value at 64 KiB.
@@ -153,16 +155,16 @@ package struct CimLinuxMapping: Sendable {
         var result = Attributes()
         func add(_ name: String, _ value: [UInt8]) {
             if value.count > CimLinuxMapping.maxAttributeValue {
-                result.leftOut.append("\(name) (\(value.count) bytes, over Linux's 64 KiB limit)")
+                result.leftOut.append((name, "\(value.count) bytes, over Linux's 64 KiB limit"))
             } else {
                 result.list.append((name, value))
             }
         }
         if let descriptor = try image.securityDescriptor(of: node) { add(WriterXattrMapping.securityDescriptorName, descriptor) }
-        if entry.flags != 0 {
-            let word = WriterXattrMapping.attributes(fromEntryFlags: entry.flags)
-            add(WriterXattrMapping.attributesName, withUnsafeBytes(of: word.littleEndian, Array.init))
-        }
+        var word = WriterXattrMapping.attributes(fromEntryFlags: entry.flags)
+        // A directory link must say it is one, or it comes back from `cim create` as a file link.
+        if entry.isDirectory, symlinks[node] != nil { word |= CimFormat.Attribute.directory }
+        if word != 0 { add(WriterXattrMapping.attributesName, withUnsafeBytes(of: word.littleEndian, Array.init)) }
         if let chain = try image.extendedAttributes(of: node), let rest = OriginalNameEA.removing(from: chain) {
             add(WriterXattrMapping.extendedAttributesName, rest)
         }
@@ -184,8 +186,13 @@ package struct CimLinuxMapping: Sendable {
             let units = stream.nameUnits
             let name = WriterXattrMapping.streamPrefix + String(decoding: WindowsName.direct(units, maxBytes: Self.maxStreamNameBytes)
                 ?? WindowsName.replacement(units, maxBytes: Self.maxStreamNameBytes), as: UTF8.self)
+            guard symlinks[node] == nil else {
+                // The kernel refuses user.* xattrs on symlinks, and hides those a filesystem has.
+                result.leftOut.append((name, "Linux allows user.* xattrs on files and directories only, this is a symlink"))
+                continue
+            }
             guard stream.size <= UInt64(CimLinuxMapping.maxAttributeValue) else {
-                result.leftOut.append("\(name) (\(stream.size) bytes, over Linux's 64 KiB limit)")
+                result.leftOut.append((name, "\(stream.size) bytes, over Linux's 64 KiB limit"))
                 continue
             }
             add(name, try image.read(stream.stream, at: 0, length: Int(stream.size), fileID: node))

@@ -25,11 +25,21 @@ public struct CimExtractSummary: Sendable {
     public var namesRestored = 0
     /// Alternate streams and other xattrs the target filesystem could not hold.
     public var attributesLeftOut = 0
-    /// One line per file that lost something: its path, what and why.
+    /// Each file that lost xattrs, and which.
+    public var leftOut: [CimExtractOmission] = []
+    /// One line per file that lost something or was renamed: its path, what and why.
     public var warnings: [String] = []
 
     /// True when the tree holds everything the image does, under the image's names.
     public var isComplete: Bool { namesChanged == 0 && attributesLeftOut == 0 }
+}
+
+/// The xattrs one extracted file could not be given.
+public struct CimExtractOmission: Sendable, Equatable {
+    /// The file's path in the extracted tree.
+    public var path: String
+    /// The xattr names (`user.<stream>` for an alternate stream).
+    public var attributes: [String]
 }
 
 /// Restores a CIM image into a Linux directory: the inverse of ``CimWriter``.
@@ -44,8 +54,8 @@ public struct CimExtractSummary: Sendable {
 /// Creation and change times cannot be set on Linux. Files get mode 0644,
 /// directories 0755.
 ///
-/// What the target filesystem cannot hold (a stream over 64 KiB, xattrs past
-/// the inode's space, xattrs on symlinks) is left out and the rest restored;
+/// What Linux or the target filesystem cannot hold (a stream over 64 KiB,
+/// xattrs past the inode's space, streams of symlinks) is left out and the rest restored;
 /// ``CimExtractSummary/warnings`` names each, one line per file.
 ///
 /// The target directory is created if missing and must otherwise be empty;
@@ -190,32 +200,27 @@ public final class CimExtractor {
         }
     }
 
-    /// Sets the xattrs of one node; what the filesystem refuses for lack of
-    /// room (or because symlinks take no `user.` xattrs) is left out and named
-    /// in one warning line.
+    /// Sets the xattrs of one node; what the mapping or the filesystem cannot
+    /// hold is left out and named in one warning line.
     private func restoreAttributes(_ mapping: CimLinuxMapping, id: CimFileID, path: String, summary: inout CimExtractSummary) throws {
         let attributes = try mapping.extendedAttributes(of: id)
         var leftOut = attributes.leftOut
-        let isSymlink = try mapping.kind(of: id) == .symbolicLink
         for (name, value) in attributes.list {
             do {
                 try WriterLinux.setXattr(path, name: name, value: value)
-            } catch CimError.io(_, _, let code, _) where Self.cannotHold(code, name: name, isSymlink: isSymlink) {
-                leftOut.append("\(name) (\(value.count) bytes: \(String(cString: strerror(code))))")
+            } catch CimError.io(_, _, let code, _) where Self.cannotHold(code) {
+                leftOut.append((name, "\(value.count) bytes: \(String(cString: strerror(code)))"))
             }
         }
         guard !leftOut.isEmpty else { return }
         summary.attributesLeftOut += leftOut.count
-        summary.warnings.append("\(path): extended attributes left out: " + leftOut.joined(separator: "; "))
+        summary.leftOut.append(CimExtractOmission(path: path, attributes: leftOut.map(\.name)))
+        summary.warnings.append("\(path): extended attributes left out: " + leftOut.map { "\($0.name) (\($0.reason))" }.joined(separator: "; "))
     }
 
     /// Errors that mean "this filesystem cannot hold that xattr here", not a failure of the extraction.
-    private static func cannotHold(_ code: Int32, name: String, isSymlink: Bool) -> Bool {
-        switch code {
-        case E2BIG, ENOSPC, ERANGE, EOPNOTSUPP, EDQUOT: return true
-        case EPERM: return isSymlink && name.hasPrefix(WriterXattrMapping.streamPrefix)
-        default: return false
-        }
+    private static func cannotHold(_ code: Int32) -> Bool {
+        code == E2BIG || code == ENOSPC || code == ERANGE || code == EOPNOTSUPP || code == EDQUOT
     }
 
     private func restoreTimes(_ entry: CimFileEntry, path: String) throws {

@@ -170,6 +170,10 @@ struct WriterImageJob {
         let xattrs = record.xattrs
         var defaultStream: [UInt8]
         switch record.kind {
+        case .symlink where xattrs.isDirectory:
+            // A directory link (`mklink /D`, a junction): a directory without entries.
+            let linkTable = WriterLinkTable.build([])
+            defaultStream = WriterLinkTable.stream(offset: try store.storeMetadata(linkTable), length: UInt64(linkTable.count), type: .linkTable)
         case .directory:
             let links = record.children.map { child -> WriterLinkTable.Link in
                 var id = WriterByteBuffer(capacity: 4)

@@ -67,7 +67,8 @@ struct WriterSourceTree {
                     throw CimError.invalidInput("\(WriterPaths.join(directory.sourcePath, shown)): file name is not valid UTF-8")
                 }
                 let relative = directory.relativePath.isEmpty ? name : directory.relativePath + "/" + name
-                let units = overrides.names[relative] ?? Array(name.utf16)
+                let units = overrides.names[relative] ?? originalName(of: WriterPaths.join(directory.sourcePath, name), linuxName: rawName)
+                    ?? Array(name.utf16)
                 try checkName(units, path: WriterPaths.join(directory.sourcePath, name))
                 named.append(WriterSourceName(name: name, units: units))
             }
@@ -89,7 +90,10 @@ struct WriterSourceTree {
                     continue
                 }
                 let linkKey = [stat.device, stat.inode]
-                if kind != .directory, stat.linkCount > 1, let existing = hardLinks[linkKey] {
+                let xattrs = try tree.readXattrs(path)
+                // A directory link is a directory in the image, and a directory has one name.
+                let shared = kind == .regular || (kind == .symlink && !xattrs.isDirectory)
+                if shared, stat.linkCount > 1, let existing = hardLinks[linkKey] {
                     if entry.stored != entry.units {
                         renamedLinks[existing, default: []].append(OriginalNameEA.RenamedLink(stored: entry.stored, original: entry.units))
                     }
@@ -100,11 +104,11 @@ struct WriterSourceTree {
                 guard tree.records.count < Int(UInt32.max) else { throw CimError.invalidInput("\(path): too many files") }
                 let id = UInt32(tree.records.count + 1)
                 let record = WriterFileRecord(id: id, kind: kind, sourcePath: path, relativePath: relative, stat: stat,
-                                              parentID: directory.id, xattrs: try tree.readXattrs(path))
+                                              parentID: directory.id, xattrs: xattrs)
                 record.xattrs.streams += overrides.streams[relative] ?? []
                 if kind == .symlink { record.symlinkTarget = try readLink(path) }
                 if kind == .directory { pathUnits[id] = units }
-                if kind != .directory, stat.linkCount > 1 { hardLinks[linkKey] = id }
+                if shared, stat.linkCount > 1 { hardLinks[linkKey] = id }
                 tree.records.append(record)
                 if entry.stored != entry.units {
                     renamedLinks[id, default: []].append(OriginalNameEA.RenamedLink(stored: entry.stored, original: entry.units))
@@ -120,6 +124,21 @@ struct WriterSourceTree {
             record.xattrs.extendedAttributes = try OriginalNameEA.adding(links, to: record.xattrs.extendedAttributes, path: record.sourcePath)
         }
         return tree
+    }
+
+    /// The name `trusted.cimnbd.name` records, when `linuxName` is the `~hash`
+    /// form ``WindowsName`` makes of it (`~N` may follow): extraction's
+    /// replacement for a name Linux cannot hold. A name changed since is taken as it is.
+    static func originalName(of path: String, linuxName: [UInt8]) -> [UInt16]? {
+        guard linuxName.count >= 17, linuxName.contains(UInt8(ascii: "~")),
+              let value = try? WriterLinux.getXattr(path, name: WindowsName.originalNameAttribute),
+              value.count >= 2, value.count % 2 == 0, value.count <= 2 * CimFormat.maxNameUnits else { return nil }
+        let units = stride(from: 0, to: value.count, by: 2).map { UInt16(value[$0]) | UInt16(value[$0 + 1]) << 8 }
+        let replacement = WindowsName.replacement(units)
+        guard linuxName.starts(with: replacement) else { return nil }
+        let rest = linuxName.dropFirst(replacement.count)
+        guard rest.isEmpty || (rest.first == UInt8(ascii: "~") && rest.count > 1 && rest.dropFirst().allSatisfy { (0x30...0x39).contains($0) }) else { return nil }
+        return units
     }
 
     /// Names are at most 255 UTF-16 units. (Linux allows 255 UTF-8 bytes, which is

@@ -64,7 +64,7 @@ public final class CimTreeSource: FileTreeSource {
     public func extendedAttributes(of node: UInt32) throws -> [ExtendedAttribute] {
         let attributes = try mapping.extendedAttributes(of: node)
         if !attributes.leftOut.isEmpty {
-            let line = "FileID \(node): extended attributes left out: " + attributes.leftOut.joined(separator: "; ")
+            let line = "FileID \(node): extended attributes left out: " + attributes.leftOut.map { "\($0.name) (\($0.reason))" }.joined(separator: "; ")
             warningLog.withLock { $0.append(line) }
         }
         return attributes.list.map { ExtendedAttribute(name: $0.name, value: $0.value) }
