@@ -37,7 +37,7 @@ struct CimCreateCommand: ParsableCommand {
               cimnbd cim create ./rootfs /images/layer.cim --data-regions 4 \\
                   --small-data-threshold 0
               cimnbd cim create ./update /images/child.cim --parent /images/layer.cim
-              cimnbd cim create / /images/debian.cim --case-conflicts rename
+              cimnbd cim create ./debian-rootfs /images/debian.cim --case-conflicts rename
               cimnbd cim create ./app /images/app.cim --pe-image bin/app.exe \\
                   --pe-image bin/lib.dll
             """
