@@ -98,7 +98,7 @@ final class ExtractCaseTests: XCTestCase {
         XCTAssertFalse(try WriterLinux.listXattrs(path).contains("user.b-full"))
         XCTAssertEqual(summary.attributesLeftOut, 1)
         XCTAssertEqual(summary.warnings.count, 1)
-        XCTAssertTrue(summary.warnings[0].hasPrefix(path + ": extended attributes left out: user.b-full (65536 bytes: "), summary.warnings[0])
+        XCTAssertTrue(summary.warnings[0].hasPrefix(path + ": extended attributes left out: user.b-full (65536 bytes, refused by the filesystem: "), summary.warnings[0])
         // The translator's volume has ea_inode, so it holds the value (and the mounted check compared it).
         let (_, warnings) = try CimVolumeBuilder.ext4(image: source.image, guid: .zero, mapping: MappingOptions())
         XCTAssertEqual(warnings, [])

@@ -209,7 +209,7 @@ public final class CimExtractor {
             do {
                 try WriterLinux.setXattr(path, name: name, value: value)
             } catch CimError.io(_, _, let code, _) where Self.cannotHold(code) {
-                leftOut.append((name, "\(value.count) bytes: \(String(cString: strerror(code)))"))
+                leftOut.append((name, "\(value.count) bytes, refused by the filesystem: \(String(cString: strerror(code)))"))
             }
         }
         guard !leftOut.isEmpty else { return }
