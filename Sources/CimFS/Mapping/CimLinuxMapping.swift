@@ -125,13 +125,11 @@ package struct CimLinuxMapping: Sendable {
         for entry in entries {
             let original = renamedLinks[entry.fileID]?.first { $0.stored == entry.nameUnits }.flatMap { WindowsName.direct($0.original) }
             let direct = original == nil ? WindowsName.direct(entry.nameUnits) : nil
-            let name = original ?? direct ?? WindowsName.replacement(entry.nameUnits)
-            if direct != nil {
-                taken.insert(name)
-            } else {
-                pending.append(result.count)
-            }
-            result.append(Child(name: name, node: entry.fileID, imageName: entry.nameUnits, isReplacement: original == nil && direct == nil))
+            // A damaged table may hold one name twice; the second is then placed like a replacement.
+            let isTaken = direct.map { !taken.insert($0).inserted } ?? true
+            if isTaken { pending.append(result.count) }
+            result.append(Child(name: original ?? direct ?? WindowsName.replacement(entry.nameUnits), node: entry.fileID,
+                                imageName: entry.nameUnits, isReplacement: original == nil && direct == nil))
         }
         // Names the image does not hold as they are must not take another entry's name.
         for index in pending {
@@ -139,7 +137,7 @@ package struct CimLinuxMapping: Sendable {
             var candidate = base
             var counter = 2
             while taken.contains(candidate) {
-                candidate = base + Array("~\(counter)".utf8)
+                candidate = Self.numbered(base, counter)
                 counter += 1
             }
             if candidate != base { result[index].isReplacement = true }
@@ -147,6 +145,18 @@ package struct CimLinuxMapping: Sendable {
             result[index].name = candidate
         }
         return result
+    }
+
+    /// `NAME~N`, NAME cut at a character boundary so that the whole stays within 255 bytes.
+    static func numbered(_ name: [UInt8], _ counter: Int) -> [UInt8] {
+        let suffix = Array("~\(counter)".utf8)
+        var kept = name.prefix(255 - suffix.count)
+        // Drop a character cut in two.
+        if kept.count < name.count, let lead = kept.lastIndex(where: { $0 & 0xC0 != 0x80 }) {
+            let length = kept[lead] >= 0xF0 ? 4 : kept[lead] >= 0xE0 ? 3 : kept[lead] >= 0xC0 ? 2 : 1
+            if kept.endIndex - lead < length { kept = kept[..<lead] }
+        }
+        return Array(kept) + suffix
     }
 
     /// The xattrs of a node, in the order described above.
