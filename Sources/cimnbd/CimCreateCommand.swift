@@ -28,12 +28,23 @@ struct CimCreateCommand: ParsableCommand {
             entries; 1 writes the 1.0 layout of Windows' 2020 tools (88-byte entries,
             region index 0, 1.0 in every header) for Windows builds before 2.0.
 
+            Names that differ only in case (Sys and sys in one directory) cannot both be
+            stored: CIM names are case-insensitive. --case-conflicts error (the default)
+            lists every such group and writes nothing; skip keeps the first name in
+            code-unit order and leaves the others out with a warning each; rename stores
+            the others as NAME~2, NAME~3… (numbers chosen so that they collide with no
+            other name) with a warning each, and records the Linux name in the file's
+            extended attribute (EA) CIMNBD.LINUXNAME, value STORED/ORIGINAL in UTF-8.
+            Windows ignores that EA; cim extract and the translator give the file its
+            original name back.
+
             Examples:
               cimnbd cim create ./rootfs /images/layer.cim
               cimnbd cim create ./rootfs /images/layer-v1.cim --format-version 1
               cimnbd cim create ./rootfs /images/layer.cim --data-regions 4 \\
                   --small-data-threshold 0
               cimnbd cim create ./update /images/child.cim --parent /images/layer.cim
+              cimnbd cim create ./debian-rootfs /images/debian.cim --case-conflicts rename
               cimnbd cim create ./app /images/app.cim --pe-image bin/app.exe \\
                   --pe-image bin/lib.dll
             """
@@ -66,6 +77,9 @@ struct CimCreateCommand: ParsableCommand {
     @Option(name: .customLong("pe-image"), help: ArgumentHelp("Store this file (path relative to SRC) as a PE-image stream; repeatable. Example: --pe-image bin/app.exe", valueName: "PATH"))
     var peImages: [String] = []
 
+    @Option(name: .customLong("case-conflicts"), help: ArgumentHelp("Names that differ only in case: error (list them all, write nothing), skip (keep the first in code-unit order) or rename (store the others as NAME~2, NAME~3…; cim extract restores them). Example: --case-conflicts rename", valueName: "error|skip|rename"))
+    var caseConflicts: CimCaseConflictPolicy = .error
+
     func run() throws {
         try reportingErrors {
             var options = CimWriterOptions()
@@ -76,6 +90,7 @@ struct CimCreateCommand: ParsableCommand {
             options.entrySize = entrySize
             options.peImagePaths = Set(peImages.map { $0.hasPrefix("/") ? String($0.dropFirst()) : $0 })
             options.parentImagePath = parent
+            options.caseConflicts = caseConflicts
             let showProgress = stderrIsTerminal
             if showProgress {
                 options.progress = { progress in
@@ -86,9 +101,12 @@ struct CimCreateCommand: ParsableCommand {
             let summary = try CimWriter().createImage(from: source, imagePath: image, options: options)
             if showProgress { writeStderr("\n") }
             for line in summary.skipped { printError("skipped: " + line) }
+            for line in summary.renamed { printError("renamed: " + line) }
             print("\(summary.imagePath): \(summary.fileCount) files (\(summary.directoryCount) directories), "
                   + "\(summary.dataBytes) data bytes, \(summary.storedDataBytes) stored, \(summary.deduplicatedBytes) deduplicated, "
                   + "region set \(summary.regionSet) (\(summary.regionFiles.count) regions)")
         }
     }
 }
+
+extension CimCaseConflictPolicy: ExpressibleByArgument {}

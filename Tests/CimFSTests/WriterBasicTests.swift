@@ -53,11 +53,11 @@ final class WriterBasicTests: XCTestCase {
         let rel = try image.lookup(path: "rel")
         XCTAssertEqual(try image.entry(rel).reparseTag, CimFormat.ReparseTag.symlink)
         let relBuffer = try XCTUnwrap(try image.reparseData(of: rel))
-        XCTAssertEqual(WriterSymlinkReparse.target(buffer: relBuffer), "dir/big.bin")
+        XCTAssertEqual(ReparseLink.target(buffer: relBuffer, tag: CimFormat.ReparseTag.symlink, anchor: .treeRoot), Array("dir/big.bin".utf8))
         XCTAssertEqual(try WriterByteReader(bytes: relBuffer, path: "").u32(16), 1)  // relative flag
         let abs = try image.lookup(path: "abs")
         let absBuffer = try XCTUnwrap(try image.reparseData(of: abs))
-        XCTAssertEqual(WriterSymlinkReparse.target(buffer: absBuffer), "/etc/passwd")
+        XCTAssertEqual(ReparseLink.target(buffer: absBuffer, tag: CimFormat.ReparseTag.symlink, anchor: .treeRoot), Array("/etc/passwd".utf8))
         XCTAssertEqual(try WriterByteReader(bytes: absBuffer, path: "").u32(16), 0)
         let substitute = Array("\\??\\C:\\etc\\passwd".utf16).flatMap { [UInt8($0 & 0xFF), UInt8($0 >> 8)] }
         XCTAssertEqual(Array(absBuffer[20..<(20 + substitute.count)]), substitute)

@@ -53,7 +53,7 @@ final class CimExt4MountTests: XCTestCase {
         }
         let symlink = CimFormat.ReparseTag.symlink, junction = CimFormat.ReparseTag.mountPoint
         func t(_ target: String, _ tag: UInt32, relative: Bool = false, depth: Int) -> String? {
-            ReparseLink.target(buffer: buffer(target, tag: tag, relative: relative), tag: tag, depth: depth).map { String(decoding: $0, as: UTF8.self) }
+            ReparseLink.target(buffer: buffer(target, tag: tag, relative: relative), tag: tag, anchor: .linkDirectory(depth: depth)).map { String(decoding: $0, as: UTF8.self) }
         }
         XCTAssertEqual(t("\\??\\C:\\Program Files\\app.exe", symlink, depth: 2), "../../Program Files/app.exe")
         XCTAssertEqual(t("C:\\x", symlink, depth: 0), "x")
@@ -63,7 +63,7 @@ final class CimExt4MountTests: XCTestCase {
         XCTAssertEqual(t("\\??\\Volume{0e3c8a4a-1111-2222-3333-444455556666}\\data", junction, depth: 0), "data")
         XCTAssertEqual(t("\\??\\UNC\\server\\share\\f", symlink, depth: 1), "//server/share/f")
         XCTAssertEqual(t("\\??\\C:\\", junction, depth: 2), "../..")
-        XCTAssertNil(ReparseLink.target(buffer: [1, 2, 3], tag: symlink, depth: 0))
+        XCTAssertNil(ReparseLink.target(buffer: [1, 2, 3], tag: symlink, anchor: .linkDirectory(depth: 0)))
     }
 
     func testNamesThatLinuxCannotHoldGetStableReplacements() throws {

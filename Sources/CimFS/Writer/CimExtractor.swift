@@ -19,20 +19,44 @@ public struct CimExtractSummary: Sendable {
     /// Names created as hard links to a file extracted before.
     public var hardLinks = 0
     public var bytes: UInt64 = 0
+    /// Names Linux cannot hold, given the `~hash` form (original in `trusted.cimnbd.name`).
+    public var namesChanged = 0
+    /// Names `cim create --case-conflicts rename` changed, given back.
+    public var namesRestored = 0
+    /// Alternate streams and other xattrs the target filesystem could not hold.
+    public var attributesLeftOut = 0
+    /// Each file that lost xattrs, and which.
+    public var leftOut: [CimExtractOmission] = []
+    /// One line per file that lost something or was renamed: its path, what and why.
+    public var warnings: [String] = []
+
+    /// True when the tree holds everything the image does, under the image's names.
+    public var isComplete: Bool { namesChanged == 0 && attributesLeftOut == 0 }
+}
+
+/// The xattrs one extracted file could not be given.
+public struct CimExtractOmission: Sendable, Equatable {
+    /// The file's path in the extracted tree.
+    public var path: String
+    /// The xattr names (`user.<stream>` for an alternate stream).
+    public var attributes: [String]
 }
 
 /// Restores a CIM image into a Linux directory: the inverse of ``CimWriter``.
 ///
-/// Restored: the tree, file data (sparse streams and zero runs become holes),
-/// symlinks (from IO_REPARSE_TAG_SYMLINK, see ``WriterSymlinkReparse``), hard
-/// links (one inode per FileID), last access and last write times (via
-/// `utimensat`, 100 ns precision), and the xattr mapping of ``CimWriter``:
-/// alternate streams → `user.<name>`, security descriptor →
-/// `trusted.ntfs_acl`, flags → `trusted.ntfs_attrib` (when any is set), EAs →
-/// `trusted.ntfs_ea`, reparse data other than a plain symlink →
-/// `trusted.ntfs_reparse_data` (plus `trusted.ntfs_reparse_tag` when the
-/// entry's tag is not the data's first four bytes). Creation and change times cannot be set on
-/// Linux and are not restored. Files get mode 0644, directories 0755.
+/// The tree is the one the translator shows (``CimLinuxMapping`` with
+/// absolute link targets kept absolute): names Linux cannot hold get the
+/// `~hash` form, case-conflict renames get their original names back,
+/// symlink and mount-point reparse points (directories too) become symlinks,
+/// and the Windows metadata becomes xattrs. Also restored: file data (sparse
+/// streams and zero runs become holes), hard links (one inode per FileID),
+/// last access and last write times (via `utimensat`, 100 ns precision).
+/// Creation and change times cannot be set on Linux. Files get mode 0644,
+/// directories 0755.
+///
+/// What Linux or the target filesystem cannot hold (a stream over 64 KiB,
+/// xattrs past the inode's space, streams of symlinks) is left out and the rest restored;
+/// ``CimExtractSummary/warnings`` names each, one line per file.
 ///
 /// The target directory is created if missing and must otherwise be empty;
 /// the image root's metadata is applied to it.
@@ -42,38 +66,56 @@ public final class CimExtractor {
     @discardableResult
     public func extract(imagePath: String, to directory: String, options: CimExtractOptions = CimExtractOptions()) throws -> CimExtractSummary {
         let image = try CimImage(path: imagePath)
+        let mapping = try CimLinuxMapping(image: image, absoluteTargets: .treeRoot)
         try prepareTarget(directory)
         var summary = CimExtractSummary()
         var firstPath: [CimFileID: String] = [image.rootID: directory]
-        var order: [(id: CimFileID, path: String, isDirectory: Bool)] = [(image.rootID, directory, true)]
+        var order: [(id: CimFileID, path: String)] = [(image.rootID, directory)]
         let total = Int(image.maxFileID)
         let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
         defer { chunk.deallocate() }
 
-        try image.walk { _, child, components in
-            for component in components where component.isEmpty || component == "." || component == ".." || component.contains("/") || component.utf8.contains(0) {
-                throw CimError.invalidInput("\(imagePath): name \"\(component)\" in \\\(components.joined(separator: "\\")) cannot be a Linux file name")
+        var queue: [(id: CimFileID, path: String)] = [(image.rootID, directory)]
+        var queueIndex = 0
+        while queueIndex < queue.count {
+            let parent = queue[queueIndex]
+            queueIndex += 1
+            for child in try mapping.children(of: parent.id) {
+                let path = parent.path + "/" + String(decoding: child.name, as: UTF8.self)
+                if child.isReplacement {
+                    summary.namesChanged += 1
+                    summary.warnings.append("\(path): the image's name \"\(String(decoding: child.imageName, as: UTF16.self))\" "
+                                           + "(\(child.imageName.count) UTF-16 units) cannot be a Linux name; extracted under this name, the original in \(WindowsName.originalNameAttribute)")
+                } else if WindowsName.direct(child.imageName) != child.name {
+                    summary.namesRestored += 1
+                }
+                if let existing = firstPath[child.node] {
+                    guard try mapping.kind(of: child.node) != .directory else {
+                        throw CimError.corrupt(path: imagePath, offset: 0, problem: "directory FileID \(child.node) is reached twice (a cycle or a hard-linked directory) at \(path)")
+                    }
+                    guard link(existing, path) == 0 else { throw CimError.io(path: path, offset: 0, errno: errno, what: "link to \(existing)") }
+                    summary.hardLinks += 1
+                    continue
+                }
+                firstPath[child.node] = path
+                switch try mapping.kind(of: child.node) {
+                case .directory:
+                    guard mkdir(path, 0o755) == 0 else { throw CimError.io(path: path, offset: 0, errno: errno, what: "mkdir") }
+                    summary.directories += 1
+                    queue.append((child.node, path))
+                case .symbolicLink:
+                    let target = String(decoding: mapping.symlinkTarget(of: child.node) ?? [], as: UTF8.self)
+                    guard symlink(target, path) == 0 else { throw CimError.io(path: path, offset: 0, errno: errno, what: "symlink") }
+                    summary.symlinks += 1
+                case .regularFile:
+                    try restoreFile(image, id: child.node, entry: try image.entry(child.node), path: path, chunk: chunk, summary: &summary)
+                    summary.files += 1
+                }
+                order.append((child.node, path))
+                if order.count % 1024 == 0 { options.progress?(order.count, total) }
             }
-            let path = WriterPaths.join(directory, components.joined(separator: "/"))
-            if let existing = firstPath[child.fileID] {
-                guard link(existing, path) == 0 else { throw CimError.io(path: path, offset: 0, errno: errno, what: "link to \(existing)") }
-                summary.hardLinks += 1
-                return
-            }
-            firstPath[child.fileID] = path
-            let entry = try image.entry(child.fileID)
-            if entry.isDirectory {
-                guard mkdir(path, 0o755) == 0 else { throw CimError.io(path: path, offset: 0, errno: errno, what: "mkdir") }
-                summary.directories += 1
-                order.append((child.fileID, path, true))
-            } else {
-                let isSymlink = try restoreFile(image, id: child.fileID, entry: entry, path: path, chunk: chunk, summary: &summary)
-                if isSymlink { summary.symlinks += 1 } else { summary.files += 1 }
-                order.append((child.fileID, path, false))
-            }
-            if order.count % 1024 == 0 { options.progress?(order.count, total) }
         }
-        for item in order { try restoreMetadata(image, id: item.id, path: item.path) }
+        for item in order { try restoreAttributes(mapping, id: item.id, path: item.path, summary: &summary) }
         // Times last, deepest directories first: creating entries changes a directory's mtime.
         for item in order.reversed() { try restoreTimes(try image.entry(item.id), path: item.path) }
         options.progress?(order.count, total)
@@ -95,14 +137,9 @@ public final class CimExtractor {
         }
     }
 
-    /// Creates a regular file or symlink; returns true for a symlink.
+    /// Creates a regular file with the data of its default stream.
     private func restoreFile(_ image: CimImage, id: CimFileID, entry: CimFileEntry, path: String,
-                             chunk: UnsafeMutableRawBufferPointer, summary: inout CimExtractSummary) throws -> Bool {
-        if entry.reparseTag == CimFormat.ReparseTag.symlink, entry.defaultStream.length == 0,
-           let buffer = try image.reparseData(of: id), let target = WriterSymlinkReparse.target(buffer: buffer) {
-            guard symlink(target, path) == 0 else { throw CimError.io(path: path, offset: 0, errno: errno, what: "symlink") }
-            return true
-        }
+                             chunk: UnsafeMutableRawBufferPointer, summary: inout CimExtractSummary) throws {
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw CimError.io(path: path, offset: 0, errno: errno, what: "create") }
         defer { close(fd) }
@@ -139,7 +176,6 @@ public final class CimExtractor {
             throw CimError.io(path: path, offset: stream.length, errno: errno, what: "truncate")
         }
         summary.bytes += stream.length
-        return false
     }
 
     /// memcmp against zeros: much faster than a byte loop, also in debug builds.
@@ -164,41 +200,27 @@ public final class CimExtractor {
         }
     }
 
-    private func restoreMetadata(_ image: CimImage, id: CimFileID, path: String) throws {
-        let entry = try image.entry(id)
-        let isSymlink = try WriterLinux.stat(path).isSymlink
-        if let descriptor = try image.securityDescriptor(of: id) {
-            try WriterLinux.setXattr(path, name: WriterXattrMapping.securityDescriptorName, value: descriptor)
-        }
-        if let ea = try image.extendedAttributes(of: id) {
-            try WriterLinux.setXattr(path, name: WriterXattrMapping.extendedAttributesName, value: ea)
-        }
-        if entry.flags != 0 {
-            let word = WriterXattrMapping.attributes(fromEntryFlags: entry.flags)
-            var bytes = WriterByteBuffer(capacity: 4)
-            bytes.u32(word)
-            try WriterLinux.setXattr(path, name: WriterXattrMapping.attributesName, value: bytes.bytes)
-        }
-        let reparseData = try image.reparseData(of: id)
-        let tagInData = reparseData.flatMap { $0.count >= 4 ? try? WriterByteReader(bytes: $0, path: path).u32(0) : nil }
-        if entry.reparseTag != 0 || reparseData != nil, tagInData != entry.reparseTag {
-            var bytes = WriterByteBuffer(capacity: 4)
-            bytes.u32(entry.reparseTag)
-            try WriterLinux.setXattr(path, name: WriterXattrMapping.reparseTagName, value: bytes.bytes)
-        }
-        if let reparse = reparseData {
-            // A symlink made from this buffer needs the xattr only if the buffer
-            // holds more than the target (print name, flags) says.
-            let plain = isSymlink && WriterSymlinkReparse.target(buffer: reparse).map { WriterSymlinkReparse.buffer(target: $0) == reparse } == true
-            if !plain { try WriterLinux.setXattr(path, name: WriterXattrMapping.reparseName, value: reparse) }
-        }
-        for stream in try image.alternateStreams(of: id) {
-            guard stream.stream.length <= 1 << 26 else {
-                throw CimError.invalidInput("\(path): alternate stream \(stream.name) is \(stream.stream.length) bytes, too large for an xattr")
+    /// Sets the xattrs of one node; what the mapping or the filesystem cannot
+    /// hold is left out and named in one warning line.
+    private func restoreAttributes(_ mapping: CimLinuxMapping, id: CimFileID, path: String, summary: inout CimExtractSummary) throws {
+        let attributes = try mapping.extendedAttributes(of: id)
+        var leftOut = attributes.leftOut
+        for (name, value) in attributes.list {
+            do {
+                try WriterLinux.setXattr(path, name: name, value: value)
+            } catch CimError.io(_, _, let code, _) where Self.cannotHold(code) {
+                leftOut.append((name, "\(value.count) bytes, refused by the filesystem: \(String(cString: strerror(code)))"))
             }
-            let value = try image.read(stream.stream, at: 0, length: Int(stream.stream.length), fileID: id)
-            try WriterLinux.setXattr(path, name: WriterXattrMapping.streamPrefix + stream.name, value: value)
         }
+        guard !leftOut.isEmpty else { return }
+        summary.attributesLeftOut += leftOut.count
+        summary.leftOut.append(CimExtractOmission(path: path, attributes: leftOut.map(\.name)))
+        summary.warnings.append("\(path): extended attributes left out: " + leftOut.map { "\($0.name) (\($0.reason))" }.joined(separator: "; "))
+    }
+
+    /// Errors that mean "this filesystem cannot hold that xattr here", not a failure of the extraction.
+    private static func cannotHold(_ code: Int32) -> Bool {
+        code == E2BIG || code == ENOSPC || code == ERANGE || code == EOPNOTSUPP || code == EDQUOT
     }
 
     private func restoreTimes(_ entry: CimFileEntry, path: String) throws {

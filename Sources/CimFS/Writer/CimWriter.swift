@@ -44,7 +44,8 @@ public final class CimWriter {
     /// - Throws: ``CimError``: `.missingDirectory` when the source or target
     ///   directory does not exist, `.accessDenied` when the target cannot be
     ///   written, `.invalidInput` for options or names the format cannot hold
-    ///   (case-insensitive duplicates, names over 255 or paths over 32767
+    ///   (case-insensitive duplicates unless ``CimWriterOptions/caseConflicts``
+    ///   says otherwise, names over 255 or paths over 32767
     ///   UTF-16 units, an existing `.cim`), `.io` for failed system calls.
     @discardableResult
     public func createImage(from sourceDirectory: String, imagePath: String,
@@ -71,7 +72,8 @@ public final class CimWriter {
             parent = loaded
         }
         let progress = options.progress
-        let tree = try WriterSourceTree.scan(sourceDirectory) { count in
+        let tree = try WriterSourceTree.scan(sourceDirectory, caseConflicts: options.caseConflicts,
+                                              overrides: options.sourceOverrides) { count in
             if count % 4096 == 0 { progress?(CimWriteProgress(phase: "scan", filesDone: count, filesTotal: 0, bytesDone: 0)) }
         }
         var job = WriterImageJob(directory: directory, imagePath: imagePath, options: options, parent: parent, tree: tree,

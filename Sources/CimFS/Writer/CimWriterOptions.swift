@@ -38,11 +38,16 @@ public struct CimWriterOptions: Sendable {
     /// the new image, whose header then lists the parent's region sets and which
     /// references the parent's objects instead of storing identical data again.
     public var parentImagePath: String? = nil
+    /// What to do with names of one directory that differ only in case
+    /// (under the upcase table), which a CIM image cannot hold side by side.
+    public var caseConflicts: CimCaseConflictPolicy = .error
     /// Called now and then while writing (from the calling thread).
     public var progress: (@Sendable (CimWriteProgress) -> Void)? = nil
 
     /// Test hook: fail after the temporary region files exist, to check cleanup.
     var failAfterCreatingTemporaries = false
+    /// Test hook: what a Linux tree cannot hold, to build images as Windows writes them.
+    var sourceOverrides = WriterSourceOverrides()
 
     public init() {}
 
@@ -64,6 +69,30 @@ public struct CimWriterOptions: Sendable {
             throw CimError.invalidInput("entry size \(size) is invalid: for format version \(formatVersion) it must be at least \(minimum), a multiple of 8 and at most 65528")
         }
     }
+}
+
+/// What ``CimWriter`` does with names that differ only in case, such as
+/// `Sys` and `sys` (CIM names are case-insensitive, Linux names are not).
+public enum CimCaseConflictPolicy: String, Sendable, CaseIterable {
+    /// Refuse the tree, listing every conflict.
+    case error
+    /// Keep the first name in code-unit order, leave the others out (each listed in ``CimWriteSummary/skipped``).
+    case skip
+    /// Keep the first name in code-unit order, store the others as `NAME~2`,
+    /// `NAME~3`… (each listed in ``CimWriteSummary/renamed``) and record the
+    /// original name in the EA `CIMNBD.LINUXNAME`, from which `cim extract`
+    /// and the translator restore it.
+    case rename
+}
+
+/// Test hook of ``CimWriterOptions``: names and streams that no Linux tree
+/// can hold (a 255-unit name is up to 765 UTF-8 bytes, a stream over 64 KiB
+/// fits no xattr), keyed by the `/`-separated path below the source root.
+struct WriterSourceOverrides: Sendable {
+    /// The name to store instead of the file's Linux name.
+    var names: [String: [UInt16]] = [:]
+    /// Alternate streams to add to the file.
+    var streams: [String: [(name: [UInt16], value: [UInt8])]] = [:]
 }
 
 /// Where the writer is, for progress displays.
@@ -108,4 +137,6 @@ public struct CimWriteSummary: Sendable {
     public var peImageFiles: Int
     /// Source entries and xattrs the image cannot hold, one line each.
     public var skipped: [String]
+    /// Names stored under another name (case conflicts with `.rename`), one line each.
+    public var renamed: [String] = []
 }

@@ -154,7 +154,7 @@ struct WriterImageJob {
             parentRegionCount: parentRegions, fileCount: total,
             directoryCount: tree.records.filter { $0.kind == .directory }.count, linkCount: tree.linkCount,
             dataBytes: dataBytes, storedDataBytes: store.storedDataBytes, deduplicatedBytes: store.deduplicatedBytes,
-            sparseFiles: sparseFiles, peImageFiles: peImageFiles, skipped: tree.skipped)
+            sparseFiles: sparseFiles, peImageFiles: peImageFiles, skipped: tree.skipped, renamed: tree.renamed)
     }
 
     private mutating func rename(_ from: String, _ to: String) throws {
@@ -171,6 +171,10 @@ struct WriterImageJob {
         let xattrs = record.xattrs
         var defaultStream: [UInt8]
         switch record.kind {
+        case .symlink where xattrs.isDirectory:
+            // A directory link (`mklink /D`, a junction): a directory without entries.
+            let linkTable = WriterLinkTable.build([])
+            defaultStream = WriterLinkTable.stream(offset: try store.storeMetadata(linkTable), length: UInt64(linkTable.count), type: .linkTable)
         case .directory:
             let links = record.children.map { child -> WriterLinkTable.Link in
                 var id = WriterByteBuffer(capacity: 4)

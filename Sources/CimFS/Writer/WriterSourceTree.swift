@@ -15,7 +15,7 @@ final class WriterFileRecord {
     let relativePath: String
     let stat: WriterStat
     let parentID: UInt32
-    let xattrs: WriterXattrMapping
+    var xattrs: WriterXattrMapping
     var symlinkTarget: String?
     /// Directory entries (directories only), not yet sorted.
     var children: [(name: [UInt16], id: UInt32)] = []
@@ -39,9 +39,12 @@ final class WriterFileRecord {
 struct WriterSourceTree {
     private(set) var records: [WriterFileRecord] = []
     private(set) var skipped: [String] = []
+    private(set) var renamed: [String] = []
     var linkCount = 0
 
-    static func scan(_ root: String, progress: ((Int) -> Void)? = nil) throws -> WriterSourceTree {
+    static func scan(_ root: String, caseConflicts: CimCaseConflictPolicy = .error,
+                     overrides: WriterSourceOverrides = WriterSourceOverrides(),
+                     progress: ((Int) -> Void)? = nil) throws -> WriterSourceTree {
         var tree = WriterSourceTree()
         let rootStat: WriterStat
         do { rootStat = try WriterLinux.stat(root) } catch CimError.missingFile { throw CimError.missingDirectory(path: root) }
@@ -50,30 +53,35 @@ struct WriterSourceTree {
         tree.records.append(WriterFileRecord(id: 1, kind: .directory, sourcePath: root, relativePath: "", stat: rootStat, parentID: 1, xattrs: rootXattrs))
         var hardLinks: [[UInt64]: UInt32] = [:]
         var pathUnits: [UInt32: Int] = [1: 0]  // UTF-16 length of `\a\b` per directory
+        var conflicts: [String] = []
+        var renamedLinks: [UInt32: [OriginalNameEA.RenamedLink]] = [:]
         var queueIndex = 0
         while queueIndex < tree.records.count {
             let directory = tree.records[queueIndex]
             queueIndex += 1
             guard directory.kind == .directory else { continue }
-            var named: [(name: String, units: [UInt16], key: [UInt16])] = []
+            var named: [WriterSourceName] = []
             for rawName in try listDirectory(directory.sourcePath) {
                 guard let name = String(validating: rawName, as: UTF8.self) else {
                     let shown = String(decoding: rawName, as: UTF8.self)
                     throw CimError.invalidInput("\(WriterPaths.join(directory.sourcePath, shown)): file name is not valid UTF-8")
                 }
-                let units = Array(name.utf16)
+                let relative = directory.relativePath.isEmpty ? name : directory.relativePath + "/" + name
+                let units = overrides.names[relative] ?? originalName(of: WriterPaths.join(directory.sourcePath, name), linuxName: rawName)
+                    ?? Array(name.utf16)
                 try checkName(units, path: WriterPaths.join(directory.sourcePath, name))
-                named.append((name, units, WriterUpcaseTable.upcased(units)))
+                named.append(WriterSourceName(name: name, units: units))
             }
-            named.sort { $0.key.lexicographicallyPrecedes($1.key) }
-            for index in named.indices.dropFirst() where named[index].key == named[index - 1].key {
-                throw CimError.invalidInput("\(directory.sourcePath): \"\(named[index - 1].name)\" and \"\(named[index].name)\" differ only in case; CIM names are case-insensitive")
-            }
+            let resolution = WriterCaseConflicts.resolve(named, policy: caseConflicts, directory: directory.sourcePath)
+            named = resolution.names
+            conflicts += resolution.conflicts
+            tree.skipped += resolution.skipped
+            tree.renamed += resolution.renamed
             let parentUnits = pathUnits[directory.id] ?? 0
             for entry in named {
                 let path = WriterPaths.join(directory.sourcePath, entry.name)
                 let relative = directory.relativePath.isEmpty ? entry.name : directory.relativePath + "/" + entry.name
-                let units = parentUnits + 1 + entry.units.count
+                let units = parentUnits + 1 + entry.stored.count
                 try checkPathLength(units, path: path)
                 let stat = try WriterLinux.stat(path)
                 let kind: WriterFileRecord.Kind
@@ -82,25 +90,55 @@ struct WriterSourceTree {
                     continue
                 }
                 let linkKey = [stat.device, stat.inode]
-                if kind != .directory, stat.linkCount > 1, let existing = hardLinks[linkKey] {
-                    directory.children.append((entry.units, existing))
+                let xattrs = try tree.readXattrs(path)
+                // A directory link is a directory in the image, and a directory has one name.
+                let shared = kind == .regular || (kind == .symlink && !xattrs.isDirectory)
+                if shared, stat.linkCount > 1, let existing = hardLinks[linkKey] {
+                    if entry.stored != entry.units {
+                        renamedLinks[existing, default: []].append(OriginalNameEA.RenamedLink(stored: entry.stored, original: entry.units))
+                    }
+                    directory.children.append((entry.stored, existing))
                     tree.linkCount += 1
                     continue
                 }
                 guard tree.records.count < Int(UInt32.max) else { throw CimError.invalidInput("\(path): too many files") }
                 let id = UInt32(tree.records.count + 1)
                 let record = WriterFileRecord(id: id, kind: kind, sourcePath: path, relativePath: relative, stat: stat,
-                                              parentID: directory.id, xattrs: try tree.readXattrs(path))
+                                              parentID: directory.id, xattrs: xattrs)
+                record.xattrs.streams += overrides.streams[relative] ?? []
                 if kind == .symlink { record.symlinkTarget = try readLink(path) }
                 if kind == .directory { pathUnits[id] = units }
-                if kind != .directory, stat.linkCount > 1 { hardLinks[linkKey] = id }
+                if shared, stat.linkCount > 1 { hardLinks[linkKey] = id }
                 tree.records.append(record)
-                directory.children.append((entry.units, id))
+                if entry.stored != entry.units {
+                    renamedLinks[id, default: []].append(OriginalNameEA.RenamedLink(stored: entry.stored, original: entry.units))
+                }
+                directory.children.append((entry.stored, id))
                 tree.linkCount += 1
                 progress?(tree.records.count)
             }
         }
+        if !conflicts.isEmpty { throw WriterCaseConflicts.error(conflicts, root: root) }
+        for (id, links) in renamedLinks.sorted(by: { $0.key < $1.key }) {
+            let record = tree.records[Int(id) - 1]
+            record.xattrs.extendedAttributes = try OriginalNameEA.adding(links, to: record.xattrs.extendedAttributes, path: record.sourcePath)
+        }
         return tree
+    }
+
+    /// The name `trusted.cimnbd.name` records, when `linuxName` is the `~hash`
+    /// form ``WindowsName`` makes of it (`~N` may follow): extraction's
+    /// replacement for a name Linux cannot hold. A name changed since is taken as it is.
+    static func originalName(of path: String, linuxName: [UInt8]) -> [UInt16]? {
+        guard linuxName.count >= 17, linuxName.contains(UInt8(ascii: "~")),
+              let value = try? WriterLinux.getXattr(path, name: WindowsName.originalNameAttribute),
+              value.count >= 2, value.count % 2 == 0, value.count <= 2 * CimFormat.maxNameUnits else { return nil }
+        let units = stride(from: 0, to: value.count, by: 2).map { UInt16(value[$0]) | UInt16(value[$0 + 1]) << 8 }
+        let replacement = WindowsName.replacement(units)
+        guard linuxName.starts(with: replacement) else { return nil }
+        let rest = linuxName.dropFirst(replacement.count)
+        guard rest.isEmpty || (rest.first == UInt8(ascii: "~") && rest.count > 1 && rest.dropFirst().allSatisfy { (0x30...0x39).contains($0) }) else { return nil }
+        return units
     }
 
     /// Names are at most 255 UTF-16 units. (Linux allows 255 UTF-8 bytes, which is

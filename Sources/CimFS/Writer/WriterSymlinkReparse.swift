@@ -5,9 +5,7 @@
 /// * Absolute target `/a/b` → substitute name `\??\C:\a\b`, print name
 ///   `C:\a\b`, flags 0: the Linux root becomes drive C.
 ///
-/// Extraction reverses this: relative names turn `\` into `/`; absolute
-/// names drop `\??\` and a drive letter `X:` and turn `\` into `/`; any other
-/// absolute form (UNC, volume GUID) keeps its text with `/` separators.
+/// Extraction reverses this through ``ReparseLink`` (anchor `.treeRoot`).
 enum WriterSymlinkReparse {
     static let relativeFlag: UInt32 = 1
 
@@ -28,26 +26,5 @@ enum WriterSymlinkReparse {
         buffer.utf16(substituteName)
         buffer.utf16(printName)
         return buffer.bytes
-    }
-
-    /// The Linux target a symlink reparse buffer stands for, or nil when the
-    /// buffer is not a well-formed symlink buffer.
-    static func target(buffer: [UInt8]) -> String? {
-        let reader = WriterByteReader(bytes: buffer, path: "")
-        guard let tag = try? reader.u32(0), tag == CimFormat.ReparseTag.symlink,
-              let substituteOffset = try? reader.u16(8), let substituteLength = try? reader.u16(10),
-              let flags = try? reader.u32(16),
-              substituteLength % 2 == 0,
-              let raw = try? reader.slice(20 + Int(substituteOffset), Int(substituteLength)) else { return nil }
-        let units = stride(from: 0, to: raw.count, by: 2).map { UInt16(raw[$0]) | UInt16(raw[$0 + 1]) << 8 }
-        guard var text = String(validating: units, as: UTF16.self), !text.isEmpty else { return nil }
-        if flags & relativeFlag != 0 { return WriterPaths.replacing(text, "\\", with: "/") }
-        if text.hasPrefix("\\??\\") { text.removeFirst(4) }
-        let chars = Array(text)
-        if chars.count >= 2, chars[1] == ":", chars[0].isLetter {
-            let rest = WriterPaths.replacing(String(chars.dropFirst(2)), "\\", with: "/")
-            return rest.isEmpty ? "/" : rest
-        }
-        return WriterPaths.replacing(text, "\\", with: "/")
     }
 }

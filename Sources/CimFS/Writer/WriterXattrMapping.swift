@@ -8,6 +8,7 @@
 /// | `trusted.ntfs_ea` | raw FILE_FULL_EA_INFORMATION chain (at most 65535 bytes) |
 /// | `trusted.ntfs_reparse_data` | raw reparse data object (normally the whole REPARSE_DATA_BUFFER, tag header included); overrides the reparse point a symlink would get |
 /// | `trusted.ntfs_reparse_tag` | u32 LE reparse tag of the file entry; only needed (and only written by extraction) when it is not the first 4 bytes of the reparse data, e.g. empty or header-less data |
+/// | `trusted.cimnbd.name` | UTF-16LE name to store instead of the Linux name, when the Linux name is the `~hash` form ``WindowsName`` makes of it (extraction writes it for names Linux cannot hold) |
 ///
 /// The names follow ntfs-3g's conventions so that a tree copied off an NTFS
 /// volume keeps its Windows metadata. All other xattrs (`security.*`,
@@ -28,6 +29,8 @@ struct WriterXattrMapping {
     var extendedAttributes: [UInt8]?
     var reparse: [UInt8]?
     var reparseTag: UInt32?
+    /// DIRECTORY in the attribute word: a symlink with it is stored as a directory.
+    var isDirectory = false
     var ignored: [String] = []
 
     var isEmpty: Bool {
@@ -83,6 +86,7 @@ struct WriterXattrMapping {
                 }
                 let word = value.enumerated().reduce(UInt32(0)) { $0 | UInt32($1.element) << (8 * UInt32($1.offset)) }
                 mapping.entryFlags = entryFlags(fromAttributes: word)
+                mapping.isDirectory = word & CimFormat.Attribute.directory != 0
             case extendedAttributesName:
                 let value = try WriterLinux.getXattr(path, name: name)
                 guard value.count <= Int(UInt16.max) else {
@@ -101,6 +105,8 @@ struct WriterXattrMapping {
                     throw CimError.invalidInput("\(path): \(name) must be a 4-byte little-endian reparse tag, found \(value.count) bytes")
                 }
                 mapping.reparseTag = value.enumerated().reduce(UInt32(0)) { $0 | UInt32($1.element) << (8 * UInt32($1.offset)) }
+            case WindowsName.originalNameAttribute:
+                break  // read with the file's name: WriterSourceTree.originalName
             default:
                 mapping.ignored.append(name)
             }

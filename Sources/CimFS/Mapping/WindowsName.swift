@@ -8,12 +8,15 @@
 /// the original UTF-16 units. Should that still equal another name of the
 /// directory, `~2`, `~3`, … is appended. The original units are kept in
 /// the xattr `trusted.cimnbd.name` (UTF-16LE).
-enum WindowsName {
+///
+/// The translator and `cim extract` both name files through
+/// ``CimLinuxMapping``, which applies these rules.
+package enum WindowsName {
     /// Name of the xattr holding an original name that had to be replaced.
-    static let originalNameAttribute = "trusted.cimnbd.name"
+    package static let originalNameAttribute = "trusted.cimnbd.name"
 
     /// The UTF-8 form of a name, or nil when it needs a replacement.
-    static func direct(_ units: [UInt16]) -> [UInt8]? {
+    package static func direct(_ units: [UInt16], maxBytes: Int = 255) -> [UInt8]? {
         var scalars = ""
         var iterator = units.makeIterator()
         var decoder = UTF16()
@@ -27,12 +30,13 @@ enum WindowsName {
             }
         }
         let bytes = Array(scalars.utf8)
-        guard !bytes.isEmpty, bytes.count <= 255, bytes != [0x2E], bytes != [0x2E, 0x2E] else { return nil }
+        guard !bytes.isEmpty, bytes.count <= maxBytes, bytes != [0x2E], bytes != [0x2E, 0x2E] else { return nil }
         return bytes
     }
 
-    /// The deterministic replacement for a name that cannot be used directly.
-    static func replacement(_ units: [UInt16]) -> [UInt8] {
+    /// The deterministic replacement for a name that cannot be used directly,
+    /// at most `maxBytes` bytes long (an xattr name leaves room for its `user.`).
+    package static func replacement(_ units: [UInt16], maxBytes: Int = 255) -> [UInt8] {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         for unit in units {
             hash = (hash ^ UInt64(unit & 0xFF)) &* 0x100_0000_01b3
@@ -43,7 +47,7 @@ enum WindowsName {
         var text = ""
         for scalar in String(decoding: units, as: UTF16.self).unicodeScalars {
             let mapped: Unicode.Scalar = (scalar == "/" || scalar == "\0") ? "_" : scalar
-            if text.utf8.count + String(mapped).utf8.count > 255 - suffix.count { break }
+            if text.utf8.count + String(mapped).utf8.count > maxBytes - suffix.count { break }
             text.unicodeScalars.append(mapped)
         }
         return Array(text.utf8) + suffix

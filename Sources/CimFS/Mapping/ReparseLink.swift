@@ -1,19 +1,26 @@
-import CimFS
-
 /// Turns symlink and mount-point (junction) reparse buffers into Linux symlink targets.
 ///
 /// The substitute name is used, `\` becomes `/`. Relative targets stay
 /// relative. Absolute targets (`\??\C:\x`, `\\?\C:\x`, `C:\x`, `\x`,
-/// `\??\Volume{GUID}\x`) are made relative to the link's own directory
-/// (`../` once per level below the root, then `x`), so they resolve inside the
-/// mounted volume wherever it is mounted — wimlib's `--rpfix` idea. UNC
-/// targets (`\??\UNC\server\share\x`, `\\server\share\x`) cannot point into the
-/// volume and become `//server/share/x`.
-enum ReparseLink {
-    /// The Linux target for `buffer` (a whole REPARSE_DATA_BUFFER) of a link
-    /// whose directory is `depth` levels below the root; nil when the buffer
-    /// is not a well-formed symlink or mount point.
-    static func target(buffer: [UInt8], tag: UInt32, depth: Int) -> [UInt8]? {
+/// `\??\Volume{GUID}\x`) lose their drive or volume part and are then
+/// anchored as ``Anchor`` says. UNC targets (`\??\UNC\server\share\x`,
+/// `\\server\share\x`) cannot point into the tree and become `//server/share/x`.
+package enum ReparseLink {
+    /// Where an absolute Windows target `C:\x` points on Linux.
+    package enum Anchor: Sendable, Equatable {
+        /// Relative to the link's own directory, `depth` levels below the
+        /// root (`../` per level, then `x`), so the link resolves inside a
+        /// volume wherever it is mounted: wimlib's `--rpfix` idea. The translator's choice.
+        case linkDirectory(depth: Int)
+        /// `/x`: the tree is a root filesystem (chroot, container layer), and
+        /// the writer turns `/x` back into `\??\C:\x`. `cim extract`'s choice.
+        case treeRoot
+    }
+
+    /// The Linux target for `buffer` (a whole REPARSE_DATA_BUFFER) whose
+    /// entry has reparse tag `tag`; nil when the buffer is not a well-formed
+    /// symlink or mount point.
+    package static func target(buffer: [UInt8], tag: UInt32, anchor: Anchor) -> [UInt8]? {
         guard tag == CimFormat.ReparseTag.symlink || tag == CimFormat.ReparseTag.mountPoint else { return nil }
         func u16(_ at: Int) -> Int? { at + 2 <= buffer.count ? Int(buffer[at]) | Int(buffer[at + 1]) << 8 : nil }
         func u32(_ at: Int) -> UInt32? {
@@ -45,9 +52,14 @@ enum ReparseLink {
             text.removeFirst(2)
         }
         let inside = text.split(separator: "/", omittingEmptySubsequences: true).joined(separator: "/")
-        let up = String(repeating: "../", count: depth)
-        let result = inside.isEmpty ? (depth == 0 ? "." : String(up.dropLast())) : up + inside
-        return Array(result.utf8)
+        switch anchor {
+        case .treeRoot:
+            return Array(("/" + inside).utf8)
+        case .linkDirectory(let depth):
+            let up = String(repeating: "../", count: depth)
+            let result = inside.isEmpty ? (depth == 0 ? "." : String(up.dropLast())) : up + inside
+            return Array(result.utf8)
+        }
     }
 }
 
