@@ -397,13 +397,15 @@ extension NBDConnectionHandler {
                    context: context)
     }
 
-    func finishWithError(_ request: NBDRequest, error: NBDError, message: String, context: ChannelHandlerContext) {
-        logger.debug("\(request.commandName) failed with \(error): \(message)")
+    /// The message is built only when it is sent (structured replies) or
+    /// logged: a flood of bad requests should not cost a string each.
+    func finishWithError(_ request: NBDRequest, error: NBDError, message: @autoclosure () -> String, context: ChannelHandlerContext) {
+        logger.debug("\(request.commandName) failed with \(error): \(message())")
         let allocator = context.channel.allocator
         let reply: ByteBuffer
         if structuredReplies {
             // proto.md prefers structured errors: the message reaches the user.
-            reply = NBDWireEncoding.structuredError(handle: request.handle, error: error.rawValue, message: message, allocator: allocator)
+            reply = NBDWireEncoding.structuredError(handle: request.handle, error: error.rawValue, message: message(), allocator: allocator)
         } else {
             reply = NBDWireEncoding.simpleReply(handle: request.handle, error: error.rawValue, allocator: allocator)
         }

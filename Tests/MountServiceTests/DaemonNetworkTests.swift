@@ -85,8 +85,7 @@ final class DaemonNetworkTests: XCTestCase {
         let nbdinfo = try require("nbdinfo")
         let (d, _) = try daemonWithImage("flood")
         for count in [100_000, 200_000] {
-            let flood = try RawNBDClient(port: d.port)
-            flood.setBufferSizes(receive: 64 << 20, send: 64 << 20)
+            let flood = try RawNBDClient(port: d.port, bufferSizes: (64 << 20, 64 << 20))
             try flood.handshake()
             _ = try flood.exportName(guid)
             try flood.send(RawNBDClient.requests(count: count, type: 0, length: 1) { $0 * 4096 })

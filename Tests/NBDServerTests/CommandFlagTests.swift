@@ -99,6 +99,7 @@ final class CommandFlagTests: XCTestCase {
     /// and the bytes are right. Ranges start and end inside zero runs at odd offsets.
     func testStructuredReadChunksFallOnBlockBoundaries() throws {
         let client = try LibNBDClient()
+        try client.allowUnalignedRequests()
         try client.setExportName(TestFixture.mainGUID.description)
         try client.connectTCP(port: fixture.port)
         let zeros = zeroBlocks()
@@ -131,6 +132,7 @@ final class CommandFlagTests: XCTestCase {
     /// offset too; a block is a hole exactly when it is all zeros in the layout.
     func testBlockStatusDescriptorsFallOnBlockBoundaries() throws {
         let client = try LibNBDClient()
+        try client.allowUnalignedRequests()
         try client.addMetaContext(LIBNBD_CONTEXT_BASE_ALLOCATION)
         try client.setExportName(TestFixture.mainGUID.description)
         try client.connectTCP(port: fixture.port)

@@ -21,9 +21,12 @@ final class RawNBDClient {
 
     private var fd: Int32
 
-    init(port: Int) throws {
+    /// Connects to 127.0.0.1:`port`. `bufferSizes` (receive, send) are set
+    /// before connecting, so that TCP's window scale can use them.
+    init(port: Int, bufferSizes: (receive: Int32, send: Int32)? = nil) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw Failure(description: "socket: errno \(errno)") }
+        if let bufferSizes { setBufferSizes(receive: bufferSizes.receive, send: bufferSizes.send) }
         var timeout = timeval(tv_sec: 5, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var address = sockaddr_in()
@@ -51,7 +54,7 @@ final class RawNBDClient {
 
     /// Kernel buffer sizes (as root beyond the sysctl limits), so that a flood
     /// can be sent, and answered, without anybody reading.
-    func setBufferSizes(receive: Int32, send: Int32) {
+    private func setBufferSizes(receive: Int32, send: Int32) {
         var receive = receive, send = send
         let size = socklen_t(MemoryLayout<Int32>.size)
         if setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &receive, size) != 0 { setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receive, size) }
