@@ -188,7 +188,10 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
         }
         if isDraining {
             closeIfDrained(context: context)
-        } else if readPending && !shouldPauseReading {
+        }
+        // While draining, read on only to finish skipping a WRITE payload:
+        // whatever else arrives would just be answered with ESHUTDOWN.
+        if readPending && !shouldPauseReading && phase != .closing && (!isDraining || discardRemaining > 0) {
             readPending = false
             context.read()
         }

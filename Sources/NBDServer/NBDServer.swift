@@ -269,6 +269,7 @@ public final class NBDServer: Sendable {
     /// Each connection holds one descriptor; keep the limit below what the
     /// process may open, with room for images, listeners and the control socket.
     private func fitConnectionLimitToDescriptorLimit() {
+        #if canImport(Glibc)
         var limit = rlimit()
         guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return }
         let reserve: rlim_t = 256
@@ -283,5 +284,6 @@ public final class NBDServer: Sendable {
         let fitting = Int(max(limit.rlim_cur, reserve + 16) - reserve)
         state.withLockedValue { $0.connectionLimit = min($0.connectionLimit, fitting) }
         logger.notice("the descriptor limit is \(limit.rlim_cur): serving at most \(fitting) connections instead of \(configuration.maximumConnections)")
+        #endif
     }
 }

@@ -59,7 +59,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Only clients whose address is in this block may connect over TCP (CIDR, IPv4 or IPv6; a bare address is one host); repeatable. Others are closed before the handshake, and logged. Unix-socket clients are not affected. Default: everyone. Example: --allow 192.168.1.0/24 --allow ::1", valueName: "CIDR"))
     var allow: [String] = []
 
-    @Flag(name: .customLong("describe-paths"), help: "Show each image's host path in the export description clients see (nbdinfo --list). By default only the image's file name is shown, e.g. 'layer.cim (CIM as ext4)'.")
+    @Flag(name: .customLong("describe-paths"), help: "Show each image's host path in the export description clients see (nbdinfo --list). By default only the image's file name is shown, e.g. 'layer.cim (CIM as ext4)'. Example: cimnbd serve --describe-paths")
     var describePaths = false
 
     @Flag(name: .customLong("no-demo"), help: "Do not mount the built-in demo image when nothing else is mounted.")
