@@ -115,7 +115,7 @@ public final class MountManager: Sendable {
             guard state.mounted[key] != nil else { throw MountError.notMounted(guid: key) }
             do {
                 let closed = try registry.remove(guid: guid, force: force)
-                if closed > 0 { logger.notice("dismount \(key): disconnected \(closed) client connection(s)") }
+                if closed > 0 { logger.notice("dismount \(key): stopping \(closed) client connection(s): started replies finish, the rest get NBD_ESHUTDOWN") }
             } catch ExportRegistryError.busy(_, let clients) {
                 throw MountError.busy(guid: key, clients: clients)
             } catch ExportRegistryError.notFound {
