@@ -250,7 +250,7 @@ public final class NBDServer: Sendable {
             channel.close(promise: nil)
             if let refusal, logCount > 0 {
                 let peer = channel.remoteAddress.map { "\($0)" } ?? "unix"
-                let more = logCount > 1 ? " (\(logCount) refused in the last second, this one included)" : ""
+                let more = logCount > 1 ? " (\(logCount) refused since the last such line, this one included)" : ""
                 switch refusal {
                 case .overLimit(let limit):
                     logger.warning("connection from \(peer) refused: \(limit) connections are open, the limit (--max-connections)\(more)")
