@@ -22,13 +22,20 @@ public final class CimNBDDaemon: Service, @unchecked Sendable {
         public var controlMode: mode_t
         /// The state file (mount table); nil keeps no state.
         public var statePath: String?
+        /// Limits and protocol settings of the NBD server.
+        public var server: NBDServerConfiguration
+        /// Export descriptions show the image's host path (default: file name only).
+        public var describePaths: Bool
 
-        public init(listen: [SocketAddress], unixSockets: [String], controlPath: String, controlMode: mode_t = 0o600, statePath: String?) {
+        public init(listen: [SocketAddress], unixSockets: [String], controlPath: String, controlMode: mode_t = 0o600, statePath: String?,
+                    server: NBDServerConfiguration = NBDServerConfiguration(), describePaths: Bool = false) {
             self.listen = listen
             self.unixSockets = unixSockets
             self.controlPath = controlPath
             self.controlMode = controlMode
             self.statePath = statePath
+            self.server = server
+            self.describePaths = describePaths
         }
     }
 
@@ -53,8 +60,9 @@ public final class CimNBDDaemon: Service, @unchecked Sendable {
             authority = "127.0.0.1"
         }
         manager = MountManager(registry: registry, store: configuration.statePath.map(MountStateStore.init(path:)),
-                               advertisedAuthority: authority, logger: logger, makeVolume: makeVolume)
-        server = NBDServer(registry: registry, logger: logger)
+                               advertisedAuthority: authority, describePaths: configuration.describePaths,
+                               logger: logger, makeVolume: makeVolume)
+        server = NBDServer(configuration: configuration.server, registry: registry, logger: logger)
         control = ControlServer(path: configuration.controlPath, manager: manager, logger: logger)
         self.onReady = onReady
     }

@@ -19,6 +19,8 @@ public enum MountError: Error, Sendable, Equatable, CustomStringConvertible, Cod
     case invalidGUID(text: String)
     /// The image is damaged or cannot be represented.
     case invalidImage(detail: String)
+    /// The state file cannot be decoded (truncated, empty, not a mount table).
+    case damagedStateFile(path: String, detail: String)
     /// Anything else.
     case failed(detail: String)
 
@@ -34,6 +36,7 @@ public enum MountError: Error, Sendable, Equatable, CustomStringConvertible, Cod
             return "busy: volume \(guid) has \(clients) connected client(s); use --force to disconnect them"
         case .invalidGUID(let text): return "invalid argument: \"\(text)\" is not a GUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)"
         case .invalidImage(let detail): return "invalid image: \(detail)"
+        case .damagedStateFile(let path, let detail): return "\(path): damaged state file: \(detail)"
         case .failed(let detail): return detail
         }
     }
@@ -49,7 +52,7 @@ public enum MountError: Error, Sendable, Equatable, CustomStringConvertible, Cod
         case .notMounted: return 15
         case .busy: return 16
         case .invalidImage: return 17
-        case .failed: return 1
+        case .damagedStateFile, .failed: return 1
         }
     }
 }

@@ -19,6 +19,9 @@ public final class MountManager: Sendable {
     private let logger: Logger
     /// How clients reach the server, for the URIs printed (e.g. `127.0.0.1` or `127.0.0.1:10810`).
     public let advertisedAuthority: String
+    /// Export descriptions (seen by every client, `nbdinfo --list`) name the
+    /// image's host path instead of only its file name.
+    public let describePaths: Bool
 
     private struct Mounted: Sendable {
         var record: MountRecord
@@ -36,7 +39,9 @@ public final class MountManager: Sendable {
     private let state = NIOLockedValueBox(State())
 
     public init(registry: ExportRegistry, store: MountStateStore?, advertisedAuthority: String = "127.0.0.1",
+                describePaths: Bool = false,
                 logger: Logger = Logger(label: "cimnbd.mount"), makeVolume: @escaping VolumeFactory) {
+        self.describePaths = describePaths
         self.registry = registry
         self.store = store
         self.makeVolume = makeVolume
@@ -88,7 +93,9 @@ public final class MountManager: Sendable {
         try state.withLockedValue { state in
             guard state.mounted[key] == nil else { throw MountError.alreadyExists(guid: key) }
             do {
-                try registry.add(guid: volumeGUID, volume: volume, description: "\(image.path) (CIM as \(volume.format))")
+                // The host path tells clients about the server's disks: only on request.
+                let shown = describePaths ? image.path : fileName
+                try registry.add(guid: volumeGUID, volume: volume, description: "\(shown) (CIM as \(volume.format))")
             } catch {
                 throw MountError.alreadyExists(guid: key)
             }
@@ -108,7 +115,7 @@ public final class MountManager: Sendable {
             guard state.mounted[key] != nil else { throw MountError.notMounted(guid: key) }
             do {
                 let closed = try registry.remove(guid: guid, force: force)
-                if closed > 0 { logger.notice("dismount \(key): disconnected \(closed) client connection(s)") }
+                if closed > 0 { logger.notice("dismount \(key): stopping \(closed) client connection(s): started replies finish, the rest get NBD_ESHUTDOWN") }
             } catch ExportRegistryError.busy(_, let clients) {
                 throw MountError.busy(guid: key, clients: clients)
             } catch ExportRegistryError.notFound {
@@ -150,10 +157,15 @@ public final class MountManager: Sendable {
     public func uri(for guid: String) -> String { "nbd://\(advertisedAuthority)/\(guid)" }
 
     /// Mounts every record of the state file again, under the same GUIDs.
-    /// Records that fail are logged and kept in the state file.
+    /// Records that fail are logged and kept in the state file. A damaged
+    /// state file is moved aside (logged) and the table starts empty.
     public func restore() throws {
         guard let store else { return }
-        for record in try store.load() {
+        let loaded = try store.loadSettingAsideDamage()
+        if let (movedTo, problem) = loaded.setAside {
+            logger.error("state file \(store.path) is damaged (\(problem)); kept as \(movedTo), starting with an empty mount table")
+        }
+        for record in loaded.records {
             do {
                 try mount(directory: record.imageDirectory, name: record.imageName, flags: record.flags,
                           guid: CimGUID(string: record.guid), mapping: record.mapping, device: record.device)

@@ -39,12 +39,14 @@ public final class ExportRegistry: Sendable {
     ///
     /// With connected clients and `force == false` this throws
     /// ``ExportRegistryError/busy(_:clients:)`` and changes nothing. With
-    /// `force == true` the clients' connections are closed (their in-flight
-    /// requests fail on the client side).
+    /// `force == true` the clients' connections are stopped gracefully: replies
+    /// already started are finished (for at most `gracePeriod`), requests not
+    /// yet started get `NBD_ESHUTDOWN`, then the connections close. This
+    /// returns at once; the stop goes on in the background.
     ///
-    /// - Returns: The number of client connections that were closed.
+    /// - Returns: The number of client connections being closed.
     @discardableResult
-    public func remove(guid: ExportGUID, force: Bool) throws -> Int {
+    public func remove(guid: ExportGUID, force: Bool, gracePeriod: TimeAmount = .seconds(10)) throws -> Int {
         let toClose: [any Channel] = try state.withLockedValue { exports in
             guard let entry = exports[guid] else { throw ExportRegistryError.notFound(guid) }
             if !entry.clients.isEmpty && !force {
@@ -53,9 +55,9 @@ public final class ExportRegistry: Sendable {
             exports[guid] = nil
             return Array(entry.clients.values)
         }
-        // Close outside the lock: close may run handlers that call back into us.
+        // Outside the lock: stopping runs handlers that call back into us.
         for channel in toClose {
-            channel.close(mode: .all, promise: nil)
+            NBDGracefulStop.request(on: channel, gracePeriod: gracePeriod)
         }
         return toClose.count
     }

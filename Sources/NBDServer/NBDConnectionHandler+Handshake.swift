@@ -162,11 +162,12 @@ extension NBDConnectionHandler {
             reply.writeString(text)
             sendOptionReply(option: option, type: NBDProtocol.repInfo, payload: reply, context: context)
         }
-        // Always sent: our constraints are the protocol defaults, so clients that
-        // did not ask lose nothing, and those that did learn the 32 MiB limit.
+        // Always sent. Clients that did not ask may still send unaligned
+        // requests (they are served); the minimum is what hole and block-status
+        // boundaries are aligned to.
         var blockSize = allocator.buffer(capacity: 14)
         blockSize.writeInteger(NBDProtocol.infoBlockSize)
-        blockSize.writeInteger(UInt32(1))
+        blockSize.writeInteger(configuration.minimumBlockSize)
         blockSize.writeInteger(UInt32(4096))
         blockSize.writeInteger(configuration.maximumPayloadSize)
         sendOptionReply(option: option, type: NBDProtocol.repInfo, payload: blockSize, context: context)

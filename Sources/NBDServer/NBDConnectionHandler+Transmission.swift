@@ -27,6 +27,13 @@ extension NBDConnectionHandler {
             return
         }
         logger.trace("request \(request.commandName) offset \(request.offset) length \(request.length) flags \(request.flags)")
+        if isDraining && request.type != NBDProtocol.cmdDisc && request.type != NBDProtocol.cmdWrite {
+            // proto.md "Terminating the transmission phase": requests not yet
+            // started when the server shuts down get NBD_ESHUTDOWN.
+            inFlight += 1
+            finishWithError(request, error: .eshutdown, message: "the server is shutting down", context: context)
+            return
+        }
         switch request.type {
         case NBDProtocol.cmdDisc:
             // proto.md: finish outstanding requests, then close; no reply.
@@ -51,7 +58,9 @@ extension NBDConnectionHandler {
             finishWithError(request, error: .eperm, message: "the export is read-only", context: context)
         case NBDProtocol.cmdFlush:
             inFlight += 1
-            guard request.flags & ~NBDProtocol.cmdFlagFUA == 0 else {
+            // proto.md "Command flags": FUA only with NBD_FLAG_SEND_FUA, which a
+            // read-only export does not advertise; FLUSH takes no other flag.
+            guard request.flags == 0 else {
                 finishWithError(request, error: .einval, message: "unsupported flags 0x\(String(request.flags, radix: 16)) for FLUSH", context: context)
                 return
             }
@@ -75,7 +84,9 @@ extension NBDConnectionHandler {
     // MARK: READ
 
     private func handleRead(_ request: NBDRequest, export: NBDExport, context: ChannelHandlerContext) {
-        let allowedFlags = structuredReplies ? (NBDProtocol.cmdFlagFUA | NBDProtocol.cmdFlagDF) : NBDProtocol.cmdFlagFUA
+        // DF only once structured replies made us advertise SEND_DF; never FUA
+        // (SEND_FUA is not advertised: proto.md says EINVAL).
+        let allowedFlags = structuredReplies ? NBDProtocol.cmdFlagDF : 0
         guard request.flags & ~allowedFlags == 0 else {
             finishWithError(request, error: .einval, message: "unsupported flags 0x\(String(request.flags, radix: 16)) for READ", context: context)
             return
@@ -95,7 +106,8 @@ extension NBDConnectionHandler {
         let options = ReadReplyPlan.Options(
             allowHoles: structuredReplies && !dontFragment,
             useSendfile: configuration.useSendfile,
-            sendfileMinimumLength: configuration.sendfileMinimumLength
+            sendfileMinimumLength: configuration.sendfileMinimumLength,
+            blockSize: UInt64(configuration.minimumBlockSize)
         )
         let volume = export.volume
         let offset = request.offset
@@ -238,7 +250,7 @@ extension NBDConnectionHandler {
             finishWithError(request, error: .einval, message: "no metadata context was negotiated (select base:allocation first)", context: context)
             return
         }
-        guard request.flags & ~(NBDProtocol.cmdFlagReqOne | NBDProtocol.cmdFlagFUA) == 0 else {
+        guard request.flags & ~NBDProtocol.cmdFlagReqOne == 0 else {
             finishWithError(request, error: .einval, message: "unsupported flags 0x\(String(request.flags, radix: 16)) for BLOCK_STATUS", context: context)
             return
         }
@@ -268,12 +280,12 @@ extension NBDConnectionHandler {
 
     private func sendBlockStatus(_ request: NBDRequest, extents: [VolumeExtent], context: ChannelHandlerContext) {
         let onlyOne = request.flags & NBDProtocol.cmdFlagReqOne != 0
-        var remaining = UInt64(request.length)
+        let aligned = BlockAlignment.extents(extents, start: request.offset, limit: UInt64(request.length),
+                                             blockSize: UInt64(configuration.minimumBlockSize))
         var descriptors: [(UInt32, UInt32)] = []
-        for extent in extents where extent.length > 0 && remaining > 0 {
-            // Never describe more than was asked (a volume could over-report).
-            let length = UInt32(min(extent.length, remaining))
-            remaining -= UInt64(length)
+        for extent in aligned {
+            // Never more than was asked (the limit above), so it fits in 32 bits.
+            let length = UInt32(truncatingIfNeeded: extent.length)
             let flags = extent.isZero ? (NBDProtocol.stateHole | NBDProtocol.stateZero) : 0
             descriptors.append((length, flags))
             if onlyOne || descriptors.count >= Self.maximumDescriptors { break }
@@ -348,20 +360,33 @@ extension NBDConnectionHandler {
 
     /// Writes one complete reply and accounts the request as finished when the
     /// bytes have left (or failed to).
+    ///
+    /// Inside ``processInbound(context:)`` the reply is only written: the loop
+    /// flushes once per batch. Elsewhere (a read completed by the I/O pool) it
+    /// is flushed at once.
     @discardableResult
     func writeReply(_ writes: [IOData], context: ChannelHandlerContext) -> EventLoopFuture<Void> {
         let promise = context.eventLoop.makePromise(of: Void.self)
         guard let last = writes.last else {
             promise.succeed()
-            requestFinished(context: context)
+            requestFinished(context: context, failed: false)
             return promise.futureResult
         }
         for data in writes.dropLast() {
             context.write(wrapOutboundOut(data), promise: nil)
         }
-        context.writeAndFlush(wrapOutboundOut(last), promise: promise)
-        promise.futureResult.assumeIsolated().whenComplete { [self] _ in
-            requestFinished(context: context)
+        promise.futureResult.assumeIsolated().whenComplete { [self] result in
+            if case .failure = result {
+                requestFinished(context: context, failed: true)
+            } else {
+                requestFinished(context: context, failed: false)
+            }
+        }
+        if isProcessingInbound {
+            context.write(wrapOutboundOut(last), promise: promise)
+            needsFlush = true
+        } else {
+            context.writeAndFlush(wrapOutboundOut(last), promise: promise)
         }
         return promise.futureResult
     }
@@ -372,13 +397,15 @@ extension NBDConnectionHandler {
                    context: context)
     }
 
-    func finishWithError(_ request: NBDRequest, error: NBDError, message: String, context: ChannelHandlerContext) {
-        logger.debug("\(request.commandName) failed with \(error): \(message)")
+    /// The message is built only when it is sent (structured replies) or
+    /// logged: a flood of bad requests should not cost a string each.
+    func finishWithError(_ request: NBDRequest, error: NBDError, message: @autoclosure () -> String, context: ChannelHandlerContext) {
+        logger.debug("\(request.commandName) failed with \(error): \(message())")
         let allocator = context.channel.allocator
         let reply: ByteBuffer
         if structuredReplies {
             // proto.md prefers structured errors: the message reaches the user.
-            reply = NBDWireEncoding.structuredError(handle: request.handle, error: error.rawValue, message: message, allocator: allocator)
+            reply = NBDWireEncoding.structuredError(handle: request.handle, error: error.rawValue, message: message(), allocator: allocator)
         } else {
             reply = NBDWireEncoding.simpleReply(handle: request.handle, error: error.rawValue, allocator: allocator)
         }

@@ -52,6 +52,15 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
     var inFlight = 0
     /// A `read` from the pipeline held back because of backpressure.
     var readPending = false
+    /// True while ``processInbound(context:)`` runs (it is never re-entered).
+    var isProcessingInbound = false
+    /// Replies were written during ``processInbound(context:)`` without a flush.
+    var needsFlush = false
+    /// A graceful stop was asked for (``NBDGracefulStop``): no new request is
+    /// started, the connection closes once the started ones are answered.
+    var isDraining = false
+    /// Closes the connection when a graceful stop takes too long.
+    var drainDeadline: Scheduled<Void>?
     var handshakeTimeout: Scheduled<Void>?
     /// True on TCP connections (TCP options apply), false on Unix sockets.
     var isTCP = false
@@ -105,6 +114,8 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
     func channelInactive(context: ChannelHandlerContext) {
         handshakeTimeout?.cancel()
         handshakeTimeout = nil
+        drainDeadline?.cancel()
+        drainDeadline = nil
         if let export {
             registry.detach(guid: export.guid, channel: context.channel)
         }
@@ -118,6 +129,14 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
         guard phase != .closing else { return }
         inbound.writeBuffer(&bytes)
         processInbound(context: context)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let stop = event as? NBDGracefulStop {
+            beginDraining(gracePeriod: stop.gracePeriod, context: context)
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -146,8 +165,39 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
     // MARK: Framing
 
     /// Parses and handles as many complete messages as are buffered.
+    ///
+    /// This loop is the only place requests are started, and it is never
+    /// re-entered: a reply that completes while it runs (an error written and
+    /// flushed at once) only lowers ``inFlight``, and the loop, which re-checks
+    /// the capacity after every flush, carries on. So a client pipelining a
+    /// million requests costs iterations, never stack depth.
     func processInbound(context: ChannelHandlerContext) {
-        var wroteSomething = false
+        guard !isProcessingInbound else { return }
+        isProcessingInbound = true
+        defer { isProcessingInbound = false }
+        while true {
+            parseBufferedMessages(context: context)
+            guard needsFlush else { break }
+            // Replies written without a flush complete here, which may free
+            // capacity for more of the buffered requests.
+            needsFlush = false
+            context.flush()
+        }
+        if inbound.readerIndex > 64 * 1024 || inbound.readableBytes == 0 {
+            inbound.discardReadBytes()
+        }
+        if isDraining {
+            closeIfDrained(context: context)
+        }
+        // While draining, read on only to finish skipping a WRITE payload:
+        // whatever else arrives would just be answered with ESHUTDOWN.
+        if readPending && !shouldPauseReading && phase != .closing && (!isDraining || discardRemaining > 0) {
+            readPending = false
+            context.read()
+        }
+    }
+
+    private func parseBufferedMessages(context: ChannelHandlerContext) {
         parsing: while true {
             if discardRemaining > 0 {
                 let count = min(UInt64(inbound.readableBytes), discardRemaining)
@@ -157,7 +207,7 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
                 if let action = afterDiscard {
                     afterDiscard = nil
                     discardFinished(action, context: context)
-                    wroteSomething = true
+                    needsFlush = true
                 }
                 continue parsing
             }
@@ -179,16 +229,18 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
                 if length > configuration.maximumOptionLength {
                     inbound.moveReaderIndex(forwardBy: NBDProtocol.optionHeaderSize)
                     rejectLongOption(option: option, length: length, context: context)
-                    wroteSomething = true
+                    needsFlush = true
                     continue parsing
                 }
                 guard inbound.readableBytes >= NBDProtocol.optionHeaderSize + Int(length) else { break parsing }
                 inbound.moveReaderIndex(forwardBy: NBDProtocol.optionHeaderSize)
                 guard let payload = inbound.readSlice(length: Int(length)) else { break parsing }
                 handleOption(option, payload: payload, context: context)
-                wroteSomething = true
+                needsFlush = true
             case .transmission:
-                if inFlight >= configuration.maximumInFlightRequests { break parsing }
+                // While draining, requests are answered with ESHUTDOWN (small,
+                // no I/O) instead of being held back by the in-flight cap.
+                if inFlight >= configuration.maximumInFlightRequests && !isDraining { break parsing }
                 guard inbound.readableBytes >= NBDProtocol.requestHeaderSize,
                       let magic = inbound.getInteger(at: inbound.readerIndex, as: UInt32.self)
                 else { break parsing }
@@ -205,12 +257,6 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
                 inbound.clear()
                 break parsing
             }
-        }
-        if inbound.readerIndex > 64 * 1024 || inbound.readableBytes == 0 {
-            inbound.discardReadBytes()
-        }
-        if wroteSomething {
-            context.flush()
         }
     }
 
@@ -243,22 +289,59 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
         }
     }
 
+    // MARK: Graceful stop
+
+    private func beginDraining(gracePeriod: TimeAmount, context: ChannelHandlerContext) {
+        guard !isDraining, phase != .closing else { return }
+        isDraining = true
+        switch phase {
+        case .awaitingClientFlags, .options:
+            // Nothing has been asked of the export yet: nothing to finish.
+            logger.info("server stopping: closing a connection still in the handshake")
+            closeNow(context: context)
+        case .transmission:
+            logger.info("server stopping: finishing \(inFlight) started request(s), answering the rest with NBD_ESHUTDOWN")
+            drainDeadline = context.eventLoop.assumeIsolated().scheduleTask(in: gracePeriod) { [self] in
+                guard context.channel.isActive else { return }
+                logger.warning("server stopping: \(inFlight) reply(ies) still unsent after \(gracePeriod.nanoseconds / 1_000_000) ms; closing")
+                phase = .closing
+                context.close(promise: nil)
+            }
+            processInbound(context: context)
+        case .closing:
+            break
+        }
+    }
+
+    /// Closes a draining connection once no request is in flight.
+    func closeIfDrained(context: ChannelHandlerContext) {
+        guard isDraining, phase == .transmission, inFlight == 0, discardRemaining == 0 else { return }
+        logger.debug("server stopping: every started request answered; closing")
+        closeAfterFlush(context: context)
+    }
+
     // MARK: Request accounting
 
     /// Called when a request's reply has been written (or failed to be).
-    func requestFinished(context: ChannelHandlerContext) {
+    ///
+    /// Never starts requests itself while ``processInbound(context:)`` runs
+    /// (the loop sees the freed capacity); otherwise this is a fresh stack (a
+    /// write completing on a later event-loop tick) and the loop may run.
+    func requestFinished(context: ChannelHandlerContext, failed: Bool) {
         inFlight -= 1
+        if failed && phase != .closing {
+            // The connection is broken: nothing more can be answered on it.
+            phase = .closing
+            inbound.clear()
+        }
         if phase == .closing {
             if inFlight == 0 && context.channel.isActive {
                 context.close(promise: nil)
             }
             return
         }
-        // Capacity freed: handle requests already buffered, then let reads resume.
-        processInbound(context: context)
-        if readPending && !shouldPauseReading {
-            readPending = false
-            context.read()
+        if !isProcessingInbound {
+            processInbound(context: context)
         }
     }
 }

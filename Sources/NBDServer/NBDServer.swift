@@ -52,9 +52,17 @@ public final class NBDServer: Sendable {
         var unixSocketPaths: [String] = []
         var connections: [ObjectIdentifier: any Channel] = [:]
         var nextConnectionID: UInt64 = 0
+        /// ``NBDServerConfiguration/maximumConnections``, lowered to fit the descriptor limit.
+        var connectionLimit: Int
+        var refusedOverLimit = 0
+        var refusedByAddress = 0
+        /// Refusals are logged at most once a second, with a count, so that a
+        /// flood of connections cannot flood the log as well.
+        var refusalsNotLogged = 0
+        var lastRefusalLog = NIODeadline.distantPast
     }
 
-    private let state = NIOLockedValueBox(State())
+    private let state: NIOLockedValueBox<State>
 
     /// Creates a server; nothing listens until ``start(listenAddresses:unixSockets:)``.
     public init(configuration: NBDServerConfiguration = NBDServerConfiguration(),
@@ -63,6 +71,7 @@ public final class NBDServer: Sendable {
         self.configuration = configuration
         self.registry = registry
         self.logger = logger
+        self.state = NIOLockedValueBox(State(connectionLimit: configuration.maximumConnections))
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads)
         self.threadPool = NIOThreadPool(numberOfThreads: configuration.blockingIOThreads)
         self.threadPool.start()
@@ -84,6 +93,7 @@ public final class NBDServer: Sendable {
             case .shutDown: throw NBDServerError.alreadyShutDown
             }
         }
+        fitConnectionLimitToDescriptorLimit()
         var bound: [any Channel] = []
         do {
             for address in listenAddresses {
@@ -126,8 +136,30 @@ public final class NBDServer: Sendable {
         state.withLockedValue { $0.connections.count }
     }
 
-    /// Stops listening, closes every client connection, and releases the event
-    /// loops and the I/O pool. Unix socket files are removed. Idempotent.
+    /// Connections closed on accept because ``connectionLimit`` were open.
+    public var refusedConnectionCount: Int {
+        state.withLockedValue { $0.refusedOverLimit }
+    }
+
+    /// TCP connections closed on accept because the peer is not in
+    /// ``NBDServerConfiguration/allowedClients``.
+    public var deniedConnectionCount: Int {
+        state.withLockedValue { $0.refusedByAddress }
+    }
+
+    /// The connection limit in force (``NBDServerConfiguration/maximumConnections``,
+    /// or less when the descriptor limit is lower).
+    public var connectionLimit: Int {
+        state.withLockedValue { $0.connectionLimit }
+    }
+
+    /// Stops listening, stops every client connection gracefully, and releases
+    /// the event loops and the I/O pool. Unix socket files are removed.
+    /// Idempotent.
+    ///
+    /// Replies already being sent are finished, for at most
+    /// ``NBDServerConfiguration/shutdownGracePeriod``; requests not yet started
+    /// are answered with `NBD_ESHUTDOWN` (proto.md); then connections close.
     public func shutdown() async throws {
         let (listeners, connections, paths, wasRunning) = state.withLockedValue { state in
             let result = (state.listeners, Array(state.connections.values), state.unixSocketPaths, state.life != .shutDown)
@@ -138,8 +170,18 @@ public final class NBDServer: Sendable {
         }
         guard wasRunning else { return }
         for channel in listeners { try? await channel.close() }
-        for channel in connections { try? await channel.close() }
         for path in paths { unlink(path) }
+        let grace = configuration.shutdownGracePeriod
+        if !connections.isEmpty {
+            logger.info("stopping \(connections.count) client connection(s), waiting at most \(grace.nanoseconds / 1_000_000_000) s for replies being sent")
+        }
+        for channel in connections {
+            NBDGracefulStop.request(on: channel, gracePeriod: grace)
+            // Each connection closes itself by the grace period; this is the
+            // backstop for one that could not even start stopping.
+            channel.eventLoop.scheduleTask(in: grace + .seconds(1)) { channel.close(promise: nil) }
+        }
+        for channel in connections { try? await channel.closeFuture.get() }
         try await threadPool.shutdownGracefully()
         try await group.shutdownGracefully()
         logger.info("NBD server stopped")
@@ -159,7 +201,7 @@ public final class NBDServer: Sendable {
         }
         return bootstrap.childChannelInitializer { [self] channel in
             channel.eventLoop.makeCompletedFuture {
-                let id = register(channel)
+                guard let id = admit(channel, tcp: tcp) else { return }
                 var connectionLogger = logger
                 connectionLogger[metadataKey: "nbd.connection"] = "\(id)"
                 connectionLogger[metadataKey: "nbd.peer"] = "\(channel.remoteAddress.map { "\($0)" } ?? "unix")"
@@ -170,21 +212,78 @@ public final class NBDServer: Sendable {
         }
     }
 
-    /// Tracks a new connection until it closes, for ``shutdown()``.
-    private func register(_ channel: any Channel) -> UInt64 {
+    /// Why a connection was closed on accept.
+    private enum Refusal {
+        case overLimit(Int)
+        case notAllowed
+    }
+
+    /// Tracks a new connection until it closes, for ``shutdown()``; nil when it
+    /// is refused (peer not allowed, connection limit, server stopping) and closed.
+    private func admit(_ channel: any Channel, tcp: Bool) -> UInt64? {
+        let allowed = !tcp || configuration.allowedClients.isEmpty
+            || channel.remoteAddress.map { peer in configuration.allowedClients.contains { $0.contains(peer) } } ?? false
         let key = ObjectIdentifier(channel)
-        let (id, accepted) = state.withLockedValue { state -> (UInt64, Bool) in
+        let now = NIODeadline.now()
+        let (id, refusal, logCount) = state.withLockedValue { state -> (UInt64?, Refusal?, Int) in
             state.nextConnectionID += 1
-            guard state.life != .shutDown else { return (state.nextConnectionID, false) }
-            state.connections[key] = channel
-            return (state.nextConnectionID, true)
+            var refusal: Refusal?
+            if !allowed {
+                state.refusedByAddress += 1
+                refusal = .notAllowed
+            } else if state.connections.count >= state.connectionLimit {
+                state.refusedOverLimit += 1
+                refusal = .overLimit(state.connectionLimit)
+            } else if state.life == .shutDown {
+                return (nil, nil, 0)
+            } else {
+                state.connections[key] = channel
+                return (state.nextConnectionID, nil, 0)
+            }
+            state.refusalsNotLogged += 1
+            guard now - state.lastRefusalLog >= .seconds(1) else { return (nil, refusal, 0) }
+            state.lastRefusalLog = now
+            defer { state.refusalsNotLogged = 0 }
+            return (nil, refusal, state.refusalsNotLogged)
         }
-        if !accepted {
+        guard let id else {
             channel.close(promise: nil)
+            if let refusal, logCount > 0 {
+                let peer = channel.remoteAddress.map { "\($0)" } ?? "unix"
+                let more = logCount > 1 ? " (\(logCount) refused since the last such line, this one included)" : ""
+                switch refusal {
+                case .overLimit(let limit):
+                    logger.warning("connection from \(peer) refused: \(limit) connections are open, the limit (--max-connections)\(more)")
+                case .notAllowed:
+                    logger.warning("connection from \(peer) refused: the address is not in --allow\(more)")
+                }
+            }
+            return nil
         }
         channel.closeFuture.whenComplete { [state] _ in
             _ = state.withLockedValue { $0.connections.removeValue(forKey: key) }
         }
         return id
+    }
+
+    /// Each connection holds one descriptor; keep the limit below what the
+    /// process may open, with room for images, listeners and the control socket.
+    private func fitConnectionLimitToDescriptorLimit() {
+        #if canImport(Glibc)
+        var limit = rlimit()
+        guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return }
+        let reserve: rlim_t = 256
+        let wanted = rlim_t(configuration.maximumConnections) + reserve
+        if limit.rlim_cur < wanted && limit.rlim_cur < limit.rlim_max {
+            // Raising the soft limit up to the hard one needs no privilege.
+            var raised = limit
+            raised.rlim_cur = min(wanted, limit.rlim_max)
+            if setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &raised) == 0 { limit = raised }
+        }
+        guard limit.rlim_cur < wanted else { return }
+        let fitting = Int(max(limit.rlim_cur, reserve + 16) - reserve)
+        state.withLockedValue { $0.connectionLimit = min($0.connectionLimit, fitting) }
+        logger.notice("the descriptor limit is \(limit.rlim_cur): serving at most \(fitting) connections instead of \(configuration.maximumConnections)")
+        #endif
     }
 }

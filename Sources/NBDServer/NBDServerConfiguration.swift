@@ -6,10 +6,12 @@ public struct NBDServerConfiguration: Sendable {
     public var eventLoopThreads: Int
     /// Threads that run blocking volume reads (`pread`) off the event loops.
     public var blockingIOThreads: Int
-    /// Most requests of one connection being served at once. When reached, the
-    /// server stops reading that connection's socket until replies are written:
-    /// the client's own TCP window then applies backpressure. Per connection the
-    /// memory held is at most this many times ``maximumPayloadSize``.
+    /// Most requests of one connection being served at once: the per-client
+    /// cap on work and memory. When reached, the server stops reading that
+    /// connection's socket until replies are written, so the client's own TCP
+    /// window applies backpressure. Per connection the reply bytes held are at
+    /// most this many times ``maximumPayloadSize`` (16 × 32 MiB by default),
+    /// and much less with sendfile, which holds no copy of file data.
     public var maximumInFlightRequests: Int
     /// Largest READ length accepted; advertised as the maximum block size.
     /// At most 32 MiB (larger reads get `EINVAL`).
@@ -29,6 +31,26 @@ public struct NBDServerConfiguration: Sendable {
     /// Seconds a client may spend in the handshake before it is disconnected
     /// (0 disables the limit). Stops idle sockets from pinning descriptors.
     public var handshakeTimeoutSeconds: Int64
+    /// Most client connections open at once, over all listeners, in any phase.
+    /// Connections beyond it are closed as soon as they are accepted (and
+    /// counted in ``NBDServer/refusedConnectionCount``). The server lowers it at
+    /// start when the process's descriptor limit could not hold that many.
+    public var maximumConnections: Int
+    /// Client addresses allowed to connect over TCP; empty allows everyone.
+    /// Others are closed before the handshake. Unix-socket clients are not
+    /// concerned (the socket file's permissions apply).
+    public var allowedClients: [NBDClientAddressRange]
+    /// How long a graceful stop (shutdown, forced dismount) waits for replies
+    /// already being sent before it closes the connection anyway.
+    public var shutdownGracePeriod: TimeAmount
+    /// Advertised as the minimum block size (`NBD_INFO_BLOCK_SIZE`): hole
+    /// chunks of structured reads and block-status descriptors start and end
+    /// on multiples of it (except where a request itself starts or ends).
+    /// A power of two from 512 to 4096.
+    public var minimumBlockSize: UInt32
+
+    /// The default of ``maximumConnections``.
+    public static let defaultMaximumConnections = 4096
 
     /// Creates a configuration with the given values (all have defaults).
     public init(
@@ -40,7 +62,11 @@ public struct NBDServerConfiguration: Sendable {
         maximumSkippableOptionLength: UInt32 = 1024 * 1024,
         useSendfile: Bool = true,
         sendfileMinimumLength: UInt64 = 16 * 1024,
-        handshakeTimeoutSeconds: Int64 = 60
+        handshakeTimeoutSeconds: Int64 = 60,
+        maximumConnections: Int = NBDServerConfiguration.defaultMaximumConnections,
+        allowedClients: [NBDClientAddressRange] = [],
+        shutdownGracePeriod: TimeAmount = .seconds(10),
+        minimumBlockSize: UInt32 = 512
     ) {
         self.eventLoopThreads = max(1, eventLoopThreads)
         self.blockingIOThreads = max(1, blockingIOThreads)
@@ -51,5 +77,11 @@ public struct NBDServerConfiguration: Sendable {
         self.useSendfile = useSendfile
         self.sendfileMinimumLength = sendfileMinimumLength
         self.handshakeTimeoutSeconds = max(0, handshakeTimeoutSeconds)
+        self.maximumConnections = max(1, maximumConnections)
+        self.allowedClients = allowedClients
+        self.shutdownGracePeriod = max(.zero, shutdownGracePeriod)
+        let blockSize = min(max(512, minimumBlockSize), 4096)
+        // Round down to a power of two, as proto.md requires.
+        self.minimumBlockSize = UInt32(1) << (31 - UInt32(blockSize.leadingZeroBitCount))
     }
 }

@@ -39,7 +39,11 @@ struct ReadReplyPlan: Sendable {
         var allowHoles: Bool
         var useSendfile: Bool
         var sendfileMinimumLength: UInt64
-        /// Zero runs at least this long become `OFFSET_HOLE` chunks.
+        /// Holes start and end on multiples of this (the advertised minimum
+        /// block size); partial blocks of a zero run are sent as data.
+        var blockSize: UInt64
+        /// Zero runs with at least this many bytes of whole blocks become
+        /// `OFFSET_HOLE` chunks.
         var holeMinimumLength: UInt64 = 4096
     }
 
@@ -74,15 +78,20 @@ struct ReadReplyPlan: Sendable {
 
         var builder = Builder(volume: volume, start: offset)
         var checkedFiles = Set<ObjectIdentifier>()
+        // Neighbouring zero segments are taken as one run, so its whole blocks
+        // can become one aligned hole.
+        var zeroRun: UInt64 = 0
         for segment in segments where segment.length > 0 {
             let len = segment.length  // <= length <= 32 MiB, so Int conversions are safe
+            if case .zeros = segment {
+                zeroRun += len
+                continue
+            }
+            try builder.addZeroRun(length: zeroRun, options: options)
+            zeroRun = 0
             switch segment {
             case .zeros:
-                if options.allowHoles && len >= options.holeMinimumLength {
-                    try builder.addHole(length: len)
-                } else {
-                    try builder.addZeros(length: len)
-                }
+                break
             case .metadata:
                 builder.addCopy(length: len)
             case .file(let file, let fileOffset, _):
@@ -106,6 +115,7 @@ struct ReadReplyPlan: Sendable {
                 }
             }
         }
+        try builder.addZeroRun(length: zeroRun, options: options)
         try builder.finish()
         return ReadReplyPlan(chunks: builder.chunks)
     }
@@ -127,6 +137,18 @@ struct ReadReplyPlan: Sendable {
             self.volume = volume
             self.cursor = start
             self.dataStart = start
+        }
+
+        /// A run of zeros: its whole blocks become a hole when allowed and long
+        /// enough, the rest is data.
+        mutating func addZeroRun(length: UInt64, options: Options) throws {
+            guard length > 0 else { return }
+            guard options.allowHoles else { return try addZeros(length: length) }
+            let (head, body, tail) = BlockAlignment.interior(start: cursor, length: length, blockSize: options.blockSize)
+            guard body >= options.holeMinimumLength else { return try addZeros(length: length) }
+            if head > 0 { try addZeros(length: head) }
+            try addHole(length: body)
+            if tail > 0 { try addZeros(length: tail) }
         }
 
         mutating func addCopy(length: UInt64) {

@@ -124,7 +124,8 @@ struct DismountCommand: ParsableCommand {
         abstract: "Remove a mounted volume (CimDismountImage).",
         discussion: """
             Refuses while NBD clients are connected (exit 16) unless --force, which disconnects \
-            them. Exit 15 when no volume has that GUID. A volume attached as /dev/nbdN (mount \
+            them gracefully: replies already being sent are finished (at most 10 s), requests \
+            not yet started get NBD_ESHUTDOWN, then the connections close. Exit 15 when no volume has that GUID. A volume attached as /dev/nbdN (mount \
             --attach) is detached first; that fails while the device is mounted.
 
             Example: cimnbd dismount 6f1c0e9e-3b1a-4c55-9a57-0d5f6f0e7a11 --force
@@ -134,7 +135,7 @@ struct DismountCommand: ParsableCommand {
     @Argument(help: "The volume GUID.")
     var guid: String
 
-    @Flag(name: .long, help: "Disconnect connected clients.")
+    @Flag(name: .long, help: "Disconnect connected clients (after finishing replies already being sent). Example: cimnbd dismount GUID --force")
     var force = false
 
     @OptionGroup var daemon: ControlArguments

@@ -3,6 +3,7 @@ import CimFS
 import Foundation
 import Logging
 import MountService
+import NBDServer
 import NIOCore
 import ServiceLifecycle
 import VolumeSynth
@@ -22,6 +23,15 @@ struct ServeCommand: AsyncParsableCommand {
               cimnbd serve
               cimnbd serve --listen 127.0.0.1:10809 --listen [::1]:10809 --socket /run/cimnbd/nbd.sock
               cimnbd serve --control /tmp/cimnbd.sock --state /tmp/cimnbd.json --no-demo
+              cimnbd serve --listen 0.0.0.0:10809 --allow 192.168.1.0/24 --allow fd00::/8 --max-connections 500
+
+            Limits: at most --max-connections connections (more are closed at once and logged); \
+            a client has at most 16 requests in flight (up to 16 x 32 MiB of reply data); the \
+            rest of its requests wait in its own TCP window. A client must finish the handshake \
+            within --handshake-timeout. On SIGTERM (and 'dismount --force') replies already \
+            being sent are finished (at most 10 s), requests not yet started are answered with \
+            NBD_ESHUTDOWN, then connections close. A damaged state file is renamed to \
+            STATE.corrupt-<time> and the daemon starts with an empty mount table.
             """
     )
 
@@ -39,6 +49,18 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(name: .long, help: ArgumentHelp("State file holding the mount table. Example: --state /var/lib/cimnbd/mounts.json", valueName: "PATH"))
     var state: String = "/var/lib/cimnbd/mounts.json"
+
+    @Option(name: .customLong("max-connections"), help: ArgumentHelp("Most client connections open at once (all listeners, any phase); connections beyond it are closed as soon as they are accepted, and logged. Lowered at start if the descriptor limit (ulimit -n) cannot hold that many. Example: --max-connections 500", valueName: "N"))
+    var maxConnections: Int = NBDServerConfiguration.defaultMaximumConnections
+
+    @Option(name: .customLong("handshake-timeout"), help: ArgumentHelp("Seconds a client may take from connecting to choosing an export before it is disconnected; 0 waits forever. Example: --handshake-timeout 10", valueName: "S"))
+    var handshakeTimeout: Int64 = 60
+
+    @Option(name: .long, help: ArgumentHelp("Only clients whose address is in this block may connect over TCP (CIDR, IPv4 or IPv6; a bare address is one host); repeatable. Others are closed before the handshake, and logged. Unix-socket clients are not affected. Default: everyone. Example: --allow 192.168.1.0/24 --allow ::1", valueName: "CIDR"))
+    var allow: [String] = []
+
+    @Flag(name: .customLong("describe-paths"), help: "Show each image's host path in the export description clients see (nbdinfo --list). By default only the image's file name is shown, e.g. 'layer.cim (CIM as ext4)'. Example: cimnbd serve --describe-paths")
+    var describePaths = false
 
     @Flag(name: .customLong("no-demo"), help: "Do not mount the built-in demo image when nothing else is mounted.")
     var noDemo = false
@@ -61,13 +83,32 @@ struct ServeCommand: AsyncParsableCommand {
             printError("\(error)")
             throw ExitCode(2)
         }
+        var allowed: [NBDClientAddressRange] = []
+        for text in allow {
+            guard let range = NBDClientAddressRange(text) else {
+                printError("--allow: \"\(text)\" is not an address block such as 192.168.1.0/24, 10.1.2.3 or fd00::/8")
+                throw ExitCode(2)
+            }
+            allowed.append(range)
+        }
+        guard maxConnections > 0 else {
+            printError("--max-connections: must be at least 1 (got \(maxConnections))")
+            throw ExitCode(2)
+        }
+        guard handshakeTimeout >= 0 else {
+            printError("--handshake-timeout: must be 0 (no limit) or more seconds (got \(handshakeTimeout))")
+            throw ExitCode(2)
+        }
+        let serverConfiguration = NBDServerConfiguration(handshakeTimeoutSeconds: handshakeTimeout, maximumConnections: maxConnections,
+                                                         allowedClients: allowed)
         guard let mode = UInt32(controlMode, radix: 8), mode <= 0o777 else {
             printError("--control-mode: \"\(controlMode)\" is not an octal mode such as 600")
             throw ExitCode(2)
         }
         let showDemo = !noDemo
         let daemon = CimNBDDaemon(
-            configuration: .init(listen: addresses, unixSockets: socket, controlPath: control, controlMode: mode_t(mode), statePath: state),
+            configuration: .init(listen: addresses, unixSockets: socket, controlPath: control, controlMode: mode_t(mode), statePath: state,
+                                 server: serverConfiguration, describePaths: describePaths),
             logger: logger, makeVolume: VolumeFactories.daemon,
             onReady: { daemon in
                 guard showDemo, daemon.manager.list().isEmpty else { return }

@@ -137,7 +137,13 @@ final class DaemonCLITests: XCTestCase {
     func testDemoImageWhenNothingIsMounted() throws {
         let d = try DaemonHarness(label: "demo")
         try d.start(demo: true)
-        let r = try d.control(["list", "--json"])
+        // The control socket answers before the demo is mounted (it is mounted
+        // once the daemon is ready): give it a moment on a busy machine.
+        var r = try d.control(["list", "--json"])
+        for _ in 0..<100 where !r.stdout.contains("c1d0e5a0-0000-4000-8000-000000000001") {
+            usleep(50_000)
+            r = try d.control(["list", "--json"])
+        }
         XCTAssertTrue(r.stdout.contains("c1d0e5a0-0000-4000-8000-000000000001"), r.stdout)
         if let nbdinfo = DaemonHarness.tool("nbdinfo") {
             let info = try DaemonHarness.run(nbdinfo, [d.uri("c1d0e5a0-0000-4000-8000-000000000001")])

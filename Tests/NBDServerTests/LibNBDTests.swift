@@ -1,6 +1,7 @@
 import CLibNBD
 import Foundation
 import NBDServer
+import VolumeSynth
 import XCTest
 
 /// The server driven by libnbd, a real client, through its C API.
@@ -22,7 +23,7 @@ final class LibNBDTests: XCTestCase {
         let client = try LibNBDClient()
         try client.setStructuredReplies(structured)
         if metaContext { try client.addMetaContext(LIBNBD_CONTEXT_BASE_ALLOCATION) }
-        if !strict { try client.setStrictMode(0) }
+        if strict { try client.allowUnalignedRequests() } else { try client.setStrictMode(0) }
         try client.setExportName(name)
         try client.connectTCP(port: fixture.port)
         return client
@@ -57,7 +58,7 @@ final class LibNBDTests: XCTestCase {
         XCTAssertEqual(try client.size(), 64 << 20)
         XCTAssertEqual(try client.canonicalExportName(), TestFixture.mainGUID.description)
         XCTAssertEqual(try client.exportDescription(), TestFixture.mainDescription)
-        XCTAssertEqual(try client.blockSize(LIBNBD_SIZE_MINIMUM), 1)
+        XCTAssertEqual(try client.blockSize(LIBNBD_SIZE_MINIMUM), 512, "hole and extent boundaries are 512-aligned")
         XCTAssertEqual(try client.blockSize(LIBNBD_SIZE_PREFERRED), 4096)
         XCTAssertEqual(try client.blockSize(LIBNBD_SIZE_MAXIMUM), 32 << 20)
         XCTAssertTrue(client.isNegotiating, "NBD_OPT_INFO must leave the client negotiating")
@@ -204,7 +205,22 @@ final class LibNBDTests: XCTestCase {
                 offset += UInt64(length)
             }
         }
-        let expectedExtents = try fixture.mainVolume.blockStatus(offset: 0, length: size)
+        // The volume's layout, seen through the advertised 512-byte minimum
+        // block size: the layout's zero runs are block-aligned except the
+        // 100-byte one inside data, which is reported as data.
+        var expectedExtents: [VolumeExtent] = []
+        var position: UInt64 = 0
+        for extent in try fixture.mainVolume.blockStatus(offset: 0, length: size) {
+            let aligned = position % 512 == 0 && extent.length % 512 == 0
+            let isZero = extent.isZero && aligned
+            if let last = expectedExtents.last, last.isZero == isZero {
+                expectedExtents[expectedExtents.count - 1].length += extent.length
+            } else {
+                expectedExtents.append(VolumeExtent(length: extent.length, isZero: isZero))
+            }
+            position += extent.length
+        }
+        XCTAssertTrue(fixture.mainZeroRuns.contains { $0.1 == 100 }, "the layout has an unaligned zero run")
         XCTAssertEqual(collected.count, expectedExtents.count)
         var cursor: UInt64 = 0
         for (got, want) in zip(collected, expectedExtents) {
@@ -337,6 +353,12 @@ final class LibNBDTests: XCTestCase {
         XCTAssertEqual(try client.pread(count: 512, offset: 0), try expected(0, 512), "a refused removal changes nothing")
         XCTAssertEqual(try fixture.registry.remove(guid: TestFixture.mainGUID, force: true), 1)
         XCTAssertEqual(fixture.registry.clientCount(guid: TestFixture.mainGUID), 0)
+        // The stop is graceful: a request the server read before it would still
+        // be answered, so wait until the idle connection is closed.
+        for _ in 0..<200 where fixture.server.connectionCount > 0 {
+            try await Task.sleep(nanoseconds: 10_000_000)
+        }
+        XCTAssertEqual(fixture.server.connectionCount, 0, "an idle client is disconnected at once")
         XCTAssertThrowsError(try client.pread(count: 512, offset: 0), "a forcibly disconnected client cannot read")
         XCTAssertThrowsError(try connect(), "a removed export cannot be opened")
         // Removing an export without clients needs no force.

@@ -19,11 +19,14 @@ final class RawNBDClient {
         var text: String { String(decoding: data, as: UTF8.self) }
     }
 
-    private let fd: Int32
+    private var fd: Int32
 
-    init(port: Int) throws {
+    /// Connects to 127.0.0.1:`port`. `bufferSizes` (receive, send) are set
+    /// before connecting, so that TCP's window scale can use them.
+    init(port: Int, bufferSizes: (receive: Int32, send: Int32)? = nil) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw Failure(description: "socket: errno \(errno)") }
+        if let bufferSizes { setBufferSizes(receive: bufferSizes.receive, send: bufferSizes.send) }
         var timeout = timeval(tv_sec: 5, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var address = sockaddr_in()
@@ -41,7 +44,74 @@ final class RawNBDClient {
         }
     }
 
-    deinit { close(fd) }
+    deinit { closeNow() }
+
+    /// Closes the socket at once (replies not read are dropped).
+    func closeNow() {
+        if fd >= 0 { close(fd) }
+        fd = -1
+    }
+
+    /// Kernel buffer sizes (as root beyond the sysctl limits), so that a flood
+    /// can be sent, and answered, without anybody reading.
+    private func setBufferSizes(receive: Int32, send: Int32) {
+        var receive = receive, send = send
+        let size = socklen_t(MemoryLayout<Int32>.size)
+        if setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &receive, size) != 0 { setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receive, size) }
+        if setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &send, size) != 0 { setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &send, size) }
+    }
+
+    /// Bytes received by the kernel and not read yet.
+    func queuedBytes() -> Int {
+        var count: Int32 = 0
+        return ioctl(fd, UInt(FIONREAD), &count) == 0 ? Int(count) : -1
+    }
+
+    /// Reads `count` bytes; nil on EOF (or reset) before the first byte; fewer
+    /// bytes when the connection ends part-way.
+    func receiveUnlessClosed(_ count: Int) -> [UInt8]? {
+        var buffer = [UInt8](repeating: 0, count: count)
+        var got = 0
+        while got < count {
+            let n = buffer.withUnsafeMutableBytes { raw in recv(fd, raw.baseAddress! + got, count - got, 0) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            got += n
+        }
+        if got == 0 { return nil }
+        return Array(buffer.prefix(got))
+    }
+
+    /// Reads and drops up to `count` bytes; returns how many arrived before
+    /// EOF, an error or the read timeout.
+    func receiveCounting(_ count: Int) -> Int {
+        var scratch = [UInt8](repeating: 0, count: 1 << 20)
+        var got = 0
+        while got < count {
+            let n = scratch.withUnsafeMutableBytes { raw in recv(fd, raw.baseAddress!, min(raw.count, count - got), 0) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            got += n
+        }
+        return got
+    }
+
+    /// `count` request headers in one buffer (handles 0, 1, 2, ...).
+    static func requests(count: Int, type: UInt16, flags: UInt16 = 0, length: UInt32, offset: (UInt64) -> UInt64) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: count * 28)
+        bytes.withUnsafeMutableBytes { raw in
+            for index in 0..<count {
+                let base = index * 28
+                raw.storeBytes(of: UInt32(0x2560_9513).bigEndian, toByteOffset: base, as: UInt32.self)
+                raw.storeBytes(of: flags.bigEndian, toByteOffset: base + 4, as: UInt16.self)
+                raw.storeBytes(of: type.bigEndian, toByteOffset: base + 6, as: UInt16.self)
+                raw.storeBytes(of: UInt64(index).bigEndian, toByteOffset: base + 8, as: UInt64.self)
+                raw.storeBytes(of: offset(UInt64(index)).bigEndian, toByteOffset: base + 16, as: UInt64.self)
+                raw.storeBytes(of: length.bigEndian, toByteOffset: base + 24, as: UInt32.self)
+            }
+        }
+        return bytes
+    }
 
     func send(_ bytes: [UInt8]) throws {
         var sent = 0

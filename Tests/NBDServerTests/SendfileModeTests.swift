@@ -17,6 +17,7 @@ final class SendfileModeTests: XCTestCase {
             for structured in [false, true] {
                 let client = try LibNBDClient()
                 try client.setStructuredReplies(structured)
+                try client.allowUnalignedRequests()
                 try client.setExportName(TestFixture.mainGUID.description)
                 try client.connectTCP(port: fixture.port)
                 for (offset, count) in [(0, 4 << 20), (4095, 3 << 20), ((2 << 20) + 12_345, 2_100_000), ((64 << 20) - (1 << 20), 1 << 20)] as [(UInt64, Int)] {

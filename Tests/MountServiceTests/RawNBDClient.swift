@@ -1,0 +1,1 @@
+../NBDServerTests/RawNBDClient.swift
