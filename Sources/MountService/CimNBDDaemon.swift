@@ -22,13 +22,17 @@ public final class CimNBDDaemon: Service, @unchecked Sendable {
         public var controlMode: mode_t
         /// The state file (mount table); nil keeps no state.
         public var statePath: String?
+        /// TLS of the NBD listeners (``NBDServerTLS/off`` by default).
+        public var tls: NBDServerTLS
 
-        public init(listen: [SocketAddress], unixSockets: [String], controlPath: String, controlMode: mode_t = 0o600, statePath: String?) {
+        public init(listen: [SocketAddress], unixSockets: [String], controlPath: String, controlMode: mode_t = 0o600, statePath: String?,
+                    tls: NBDServerTLS = .off) {
             self.listen = listen
             self.unixSockets = unixSockets
             self.controlPath = controlPath
             self.controlMode = controlMode
             self.statePath = statePath
+            self.tls = tls
         }
     }
 
@@ -52,9 +56,11 @@ public final class CimNBDDaemon: Service, @unchecked Sendable {
         } else {
             authority = "127.0.0.1"
         }
+        // Plain nbd:// URIs would fail against --tls require.
+        let scheme = configuration.tls.mode == .require ? "nbds" : "nbd"
         manager = MountManager(registry: registry, store: configuration.statePath.map(MountStateStore.init(path:)),
-                               advertisedAuthority: authority, logger: logger, makeVolume: makeVolume)
-        server = NBDServer(registry: registry, logger: logger)
+                               advertisedAuthority: authority, advertisedScheme: scheme, logger: logger, makeVolume: makeVolume)
+        server = NBDServer(configuration: NBDServerConfiguration(tls: configuration.tls), registry: registry, logger: logger)
         control = ControlServer(path: configuration.controlPath, manager: manager, logger: logger)
         self.onReady = onReady
     }

@@ -19,6 +19,8 @@ public final class MountManager: Sendable {
     private let logger: Logger
     /// How clients reach the server, for the URIs printed (e.g. `127.0.0.1` or `127.0.0.1:10810`).
     public let advertisedAuthority: String
+    /// `nbd`, or `nbds` when the server requires TLS.
+    public let advertisedScheme: String
 
     private struct Mounted: Sendable {
         var record: MountRecord
@@ -36,12 +38,13 @@ public final class MountManager: Sendable {
     private let state = NIOLockedValueBox(State())
 
     public init(registry: ExportRegistry, store: MountStateStore?, advertisedAuthority: String = "127.0.0.1",
-                logger: Logger = Logger(label: "cimnbd.mount"), makeVolume: @escaping VolumeFactory) {
+                advertisedScheme: String = "nbd", logger: Logger = Logger(label: "cimnbd.mount"), makeVolume: @escaping VolumeFactory) {
         self.registry = registry
         self.store = store
         self.makeVolume = makeVolume
         self.logger = logger
         self.advertisedAuthority = advertisedAuthority
+        self.advertisedScheme = advertisedScheme
     }
 
     /// Mounts `name` from `directory` under `guid` (a random one when nil).
@@ -146,8 +149,8 @@ public final class MountManager: Sendable {
         return state.withLockedValue { $0.mounted[guid.description]?.record }
     }
 
-    /// `nbd://AUTHORITY/GUID`.
-    public func uri(for guid: String) -> String { "nbd://\(advertisedAuthority)/\(guid)" }
+    /// `nbd://AUTHORITY/GUID` (`nbds://` when TLS is required).
+    public func uri(for guid: String) -> String { "\(advertisedScheme)://\(advertisedAuthority)/\(guid)" }
 
     /// Mounts every record of the state file again, under the same GUIDs.
     /// Records that fail are logged and kept in the state file.

@@ -29,6 +29,11 @@ public struct NBDServerConfiguration: Sendable {
     /// Seconds a client may spend in the handshake before it is disconnected
     /// (0 disables the limit). Stops idle sockets from pinning descriptors.
     public var handshakeTimeoutSeconds: Int64
+    /// TLS: off, offered or required on TCP connections. Unix-socket
+    /// connections may upgrade with NBD_OPT_STARTTLS too but are never forced
+    /// to: the socket's file mode guards them, and the kernel's nbd driver,
+    /// which cannot speak TLS, needs a plain path to attach through.
+    public var tls: NBDServerTLS
 
     /// Creates a configuration with the given values (all have defaults).
     public init(
@@ -40,7 +45,8 @@ public struct NBDServerConfiguration: Sendable {
         maximumSkippableOptionLength: UInt32 = 1024 * 1024,
         useSendfile: Bool = true,
         sendfileMinimumLength: UInt64 = 16 * 1024,
-        handshakeTimeoutSeconds: Int64 = 60
+        handshakeTimeoutSeconds: Int64 = 60,
+        tls: NBDServerTLS = .off
     ) {
         self.eventLoopThreads = max(1, eventLoopThreads)
         self.blockingIOThreads = max(1, blockingIOThreads)
@@ -51,5 +57,6 @@ public struct NBDServerConfiguration: Sendable {
         self.useSendfile = useSendfile
         self.sendfileMinimumLength = sendfileMinimumLength
         self.handshakeTimeoutSeconds = max(0, handshakeTimeoutSeconds)
+        self.tls = tls
     }
 }

@@ -3,6 +3,7 @@ import CimFS
 import Foundation
 import Logging
 import MountService
+import NBDServer
 import NIOCore
 import ServiceLifecycle
 import VolumeSynth
@@ -22,6 +23,12 @@ struct ServeCommand: AsyncParsableCommand {
               cimnbd serve
               cimnbd serve --listen 127.0.0.1:10809 --listen [::1]:10809 --socket /run/cimnbd/nbd.sock
               cimnbd serve --control /tmp/cimnbd.sock --state /tmp/cimnbd.json --no-demo
+              cimnbd serve --listen 0.0.0.0:10809 --tls require --tls-certificates /etc/pki/cimnbd
+              cimnbd serve --listen 0.0.0.0:10809 --tls require --tls-psk /etc/cimnbd/keys.psk
+
+            TLS works as in nbdkit (see README, section TLS): certificates made with certtool, \
+            keys with psktool; clients use nbds:// URIs. The kernel's nbd driver cannot carry \
+            TLS: serve a --socket for 'cimnbd attach', which --tls require leaves plain.
             """
     )
 
@@ -46,6 +53,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical.", valueName: "LEVEL"))
     var logLevel: String = "info"
 
+    @OptionGroup(title: "TLS")
+    var tls: TLSArguments
+
     func run() async throws {
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in
@@ -65,9 +75,17 @@ struct ServeCommand: AsyncParsableCommand {
             printError("--control-mode: \"\(controlMode)\" is not an octal mode such as 600")
             throw ExitCode(2)
         }
+        let serverTLS: NBDServerTLS
+        do {
+            serverTLS = try tls.load(logger: logger)
+        } catch {
+            printError("\(error)")
+            throw ExitCode(1)
+        }
         let showDemo = !noDemo
         let daemon = CimNBDDaemon(
-            configuration: .init(listen: addresses, unixSockets: socket, controlPath: control, controlMode: mode_t(mode), statePath: state),
+            configuration: .init(listen: addresses, unixSockets: socket, controlPath: control, controlMode: mode_t(mode), statePath: state,
+                                 tls: serverTLS),
             logger: logger, makeVolume: VolumeFactories.daemon,
             onReady: { daemon in
                 guard showDemo, daemon.manager.list().isEmpty else { return }
