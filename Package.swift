@@ -104,6 +104,8 @@ let package = Package(
             dependencies: [
                 "NBDServer", "VolumeSynth", "CimFS", "CLibNBD", "NBDKernel",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
