@@ -59,6 +59,8 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
     /// True once NBD_OPT_STARTTLS was acknowledged: a TLS handler now sits in
     /// front of this one, and everything sent or received goes through it.
     var tlsActive = false
+    /// True once the TLS handshake completed.
+    var tlsEstablished = false
 
     // Negotiated state.
     var clientNoZeroes = false
@@ -125,7 +127,7 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if tlsActive && phase != .transmission {
+        if tlsActive && !tlsEstablished {
             // A failed TLS handshake (wrong key, untrusted certificate) is what
             // an operator looks for in the log; a reset in transmission is not.
             logger.notice("TLS handshake failed: \(error); closing")
@@ -139,6 +141,7 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let tlsEvent = event as? TLSUserEvent, case .handshakeCompleted = tlsEvent {
+            tlsEstablished = true
             logger.info("TLS session established")
         }
         context.fireUserInboundEventTriggered(event)
