@@ -22,7 +22,7 @@ public final class CimNBDDaemon: Service, @unchecked Sendable {
         public var controlMode: mode_t
         /// The state file (mount table); nil keeps no state.
         public var statePath: String?
-        /// Limits and protocol settings of the NBD server.
+        /// Limits and protocol settings of the NBD server, TLS included.
         public var server: NBDServerConfiguration
         /// Export descriptions show the image's host path (default: file name only).
         public var describePaths: Bool
@@ -59,8 +59,10 @@ public final class CimNBDDaemon: Service, @unchecked Sendable {
         } else {
             authority = "127.0.0.1"
         }
+        // Plain nbd:// URIs would fail against --tls require.
+        let scheme = configuration.server.tls.mode == .require ? "nbds" : "nbd"
         manager = MountManager(registry: registry, store: configuration.statePath.map(MountStateStore.init(path:)),
-                               advertisedAuthority: authority, describePaths: configuration.describePaths,
+                               advertisedAuthority: authority, advertisedScheme: scheme, describePaths: configuration.describePaths,
                                logger: logger, makeVolume: makeVolume)
         server = NBDServer(configuration: configuration.server, registry: registry, logger: logger)
         control = ControlServer(path: configuration.controlPath, manager: manager, logger: logger)
@@ -76,10 +78,13 @@ public final class CimNBDDaemon: Service, @unchecked Sendable {
         guard !attached.isEmpty else { return }
         let logger = self.logger
         let manager = self.manager
+        // The kernel cannot carry TLS: under --tls require only a Unix socket
+        // (never forced to TLS) can take the device back.
+        let plainSocket = configuration.server.tls.mode == .require ? configuration.unixSockets.first : nil
         Thread.detachNewThread {
             for (guid, device, uri) in attached {
                 do {
-                    let server = try NBDServerAddress(parsing: uri)
+                    let server = try plainSocket.map { NBDServerAddress(endpoint: .unix(path: $0)) } ?? NBDServerAddress(parsing: uri)
                     try NBDDeviceManager.reconnect(device, server: server, exportName: guid, connections: 1)
                     logger.notice("reconnected \(device) to \(guid)")
                 } catch {

@@ -22,6 +22,8 @@ public final class MountManager: Sendable {
     /// Export descriptions (seen by every client, `nbdinfo --list`) name the
     /// image's host path instead of only its file name.
     public let describePaths: Bool
+    /// `nbd`, or `nbds` when the server requires TLS.
+    public let advertisedScheme: String
 
     private struct Mounted: Sendable {
         var record: MountRecord
@@ -39,7 +41,7 @@ public final class MountManager: Sendable {
     private let state = NIOLockedValueBox(State())
 
     public init(registry: ExportRegistry, store: MountStateStore?, advertisedAuthority: String = "127.0.0.1",
-                describePaths: Bool = false,
+                describePaths: Bool = false, advertisedScheme: String = "nbd",
                 logger: Logger = Logger(label: "cimnbd.mount"), makeVolume: @escaping VolumeFactory) {
         self.describePaths = describePaths
         self.registry = registry
@@ -47,6 +49,7 @@ public final class MountManager: Sendable {
         self.makeVolume = makeVolume
         self.logger = logger
         self.advertisedAuthority = advertisedAuthority
+        self.advertisedScheme = advertisedScheme
     }
 
     /// Mounts `name` from `directory` under `guid` (a random one when nil).
@@ -153,8 +156,8 @@ public final class MountManager: Sendable {
         return state.withLockedValue { $0.mounted[guid.description]?.record }
     }
 
-    /// `nbd://AUTHORITY/GUID`.
-    public func uri(for guid: String) -> String { "nbd://\(advertisedAuthority)/\(guid)" }
+    /// `nbd://AUTHORITY/GUID` (`nbds://` when TLS is required).
+    public func uri(for guid: String) -> String { "\(advertisedScheme)://\(advertisedAuthority)/\(guid)" }
 
     /// Mounts every record of the state file again, under the same GUIDs.
     /// Records that fail are logged and kept in the state file. A damaged

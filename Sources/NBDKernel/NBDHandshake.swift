@@ -55,7 +55,7 @@ public enum NBDProtocol {
         case repErrPolicy: return "NBD_REP_ERR_POLICY"
         case repErrInvalid: return "NBD_REP_ERR_INVALID"
         case repErrPlatform: return "NBD_REP_ERR_PLATFORM"
-        case repErrTLSReqd: return "NBD_REP_ERR_TLS_REQD (TLS is not supported)"
+        case repErrTLSReqd: return "NBD_REP_ERR_TLS_REQD (the server requires TLS)"
         case repErrUnknown: return "NBD_REP_ERR_UNKNOWN"
         case repErrShutdown: return "NBD_REP_ERR_SHUTDOWN"
         case repErrBlockSizeReqd: return "NBD_REP_ERR_BLOCK_SIZE_REQD"
@@ -162,6 +162,8 @@ public enum NBDHandshake {
                 return try exportNameFallback(io, name: name, noZeroes: noZeroes, exportName: exportName)
             case NBDProtocol.repErrUnknown:
                 throw NBDKernelError.unknownExport(name: exportName, server: io.server, detail: String(decoding: data, as: UTF8.self))
+            case NBDProtocol.repErrTLSReqd:
+                throw NBDKernelError.tlsRequired(server: io.server)
             default:
                 if type & 0x8000_0000 != 0 {
                     let msg = String(decoding: data, as: UTF8.self)

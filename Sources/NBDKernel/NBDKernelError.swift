@@ -23,6 +23,9 @@ public enum NBDKernelError: Error, Equatable, CustomStringConvertible, Sendable 
     case serverUnreachable(server: String, reason: String)
     /// The server violated the handshake protocol or refused an option.
     case handshake(server: String, detail: String)
+    /// The server answered NBD_REP_ERR_TLS_REQD: it serves only TLS clients,
+    /// and the kernel's nbd driver cannot carry TLS.
+    case tlsRequired(server: String)
     /// A netlink request failed with an errno.
     case netlink(command: String, errno: Int32)
     /// Malformed netlink traffic (a bug or an incompatible kernel).
@@ -54,6 +57,9 @@ public enum NBDKernelError: Error, Equatable, CustomStringConvertible, Sendable 
             return "cannot reach NBD server \(server): \(reason)"
         case .handshake(let server, let detail):
             return "NBD handshake with \(server) failed: \(detail)"
+        case .tlsRequired(let server):
+            return "server \(server) requires TLS (NBD_REP_ERR_TLS_REQD), and the kernel's nbd driver cannot carry TLS: "
+                + NBDKernelError.plainPathAdvice
         case .netlink(let command, let err):
             return "netlink \(command) failed: \(errnoText(err))"
         case .netlinkProtocol(let detail):
@@ -68,6 +74,13 @@ public enum NBDKernelError: Error, Equatable, CustomStringConvertible, Sendable 
             return "\(call) failed: \(errnoText(err))"
         }
     }
+}
+
+extension NBDKernelError {
+    /// Where a kernel device can attach instead of a TLS-only listener.
+    static let plainPathAdvice = "attach through a Unix socket of the server (cimnbd serve --socket /run/cimnbd/nbd.sock, "
+        + "then cimnbd attach GUID --server 'nbd+unix:///GUID?socket=/run/cimnbd/nbd.sock') "
+        + "or a loopback listener that does not require TLS (nbd://127.0.0.1:PORT)"
 }
 
 /// "strerror (ENAME)" for an errno value.

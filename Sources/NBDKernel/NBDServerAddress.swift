@@ -51,7 +51,10 @@ public struct NBDServerAddress: Equatable, Sendable, CustomStringConvertible {
         if text.hasPrefix("nbd://") {
             rest = rest.dropFirst(6); isURI = true
         } else if text.contains("://") {
-            throw bad("unsupported scheme (nbds:// TLS is not supported)")
+            if text.hasPrefix("nbds://") || text.hasPrefix("nbds+unix://") {
+                throw bad("nbds:// asks for TLS, which the kernel's nbd driver cannot carry; " + NBDKernelError.plainPathAdvice)
+            }
+            throw bad("unsupported scheme")
         }
         var name: String?
         if let slash = rest.firstIndex(of: "/") {

@@ -42,6 +42,23 @@ extension NBDConnectionHandler {
 
     func handleOption(_ option: UInt32, payload: ByteBuffer, context: ChannelHandlerContext) {
         logger.trace("option \(option), \(payload.readableBytes) bytes")
+        if tlsRequired {
+            switch option {
+            case NBDProtocol.optStartTLS, NBDProtocol.optAbort:
+                break
+            case NBDProtocol.optExportName:
+                // proto.md (FORCEDTLS): this option cannot carry an error, so
+                // the server MUST end the session.
+                logger.notice("NBD_OPT_EXPORT_NAME without TLS, which this server requires; closing")
+                closeNow(context: context)
+                return
+            default:
+                sendOptionError(option: option, type: NBDProtocol.repErrTLSReqd,
+                                message: "this server requires TLS: send NBD_OPT_STARTTLS first (nbds:// URIs)",
+                                context: context)
+                return
+            }
+        }
         switch option {
         case NBDProtocol.optExportName:
             handleExportName(payload, context: context)
@@ -52,8 +69,7 @@ extension NBDConnectionHandler {
         case NBDProtocol.optList:
             handleList(payload, context: context)
         case NBDProtocol.optStartTLS:
-            sendOptionError(option: option, type: NBDProtocol.repErrPolicy,
-                            message: "TLS is not configured on this server", context: context)
+            handleStartTLS(payload, context: context)
         case NBDProtocol.optInfo, NBDProtocol.optGo:
             handleInfoOrGo(option, payload: payload, context: context)
         case NBDProtocol.optStructuredReply:
@@ -92,6 +108,54 @@ extension NBDConnectionHandler {
         }
         context.write(wrapOutboundOut(.byteBuffer(reply)), promise: nil)
         enterTransmission(attached)
+    }
+
+    private func handleStartTLS(_ payload: ByteBuffer, context: ChannelHandlerContext) {
+        let option = NBDProtocol.optStartTLS
+        guard let tlsHandler = configuration.tls.makeHandler() else {
+            sendOptionError(option: option, type: NBDProtocol.repErrPolicy,
+                            message: "TLS is not configured on this server", context: context)
+            return
+        }
+        guard !tlsActive else {
+            sendOptionError(option: option, type: NBDProtocol.repErrInvalid,
+                            message: "TLS is already active on this connection", context: context)
+            return
+        }
+        guard payload.readableBytes == 0 else {
+            sendOptionError(option: option, type: NBDProtocol.repErrInvalid,
+                            message: "NBD_OPT_STARTTLS takes no data", context: context)
+            return
+        }
+        guard inbound.readableBytes == 0 else {
+            // The client must wait for our answer before it starts TLS; bytes
+            // already here were sent in plain text and cannot be TLS records.
+            logger.notice("client sent data after NBD_OPT_STARTTLS before the reply; closing")
+            closeNow(context: context)
+            return
+        }
+        sendOptionReply(option: option, type: NBDProtocol.repAck, payload: nil, context: context)
+        // The ACK has now passed every handler: it leaves in plain text, and
+        // whatever follows goes through the TLS handler put in front of us.
+        context.flush()
+        do {
+            try context.pipeline.syncOperations.addHandler(tlsHandler, position: .before(self))
+        } catch {
+            logger.error("cannot start TLS: \(error); closing")
+            closeNow(context: context)
+            return
+        }
+        tlsActive = true
+        // proto.md: nothing negotiated before STARTTLS survives it.
+        structuredReplies = false
+        metaContextExport = nil
+        logger.debug("NBD_OPT_STARTTLS accepted; TLS handshake next")
+    }
+
+    /// True while option haggling must wait for TLS: `--tls require`, a TCP
+    /// connection, and no NBD_OPT_STARTTLS yet.
+    var tlsRequired: Bool {
+        configuration.tls.mode == .require && isTCP && !tlsActive
     }
 
     private func handleList(_ payload: ByteBuffer, context: ChannelHandlerContext) {

@@ -105,7 +105,8 @@ extension NBDConnectionHandler {
         let dontFragment = request.flags & NBDProtocol.cmdFlagDF != 0
         let options = ReadReplyPlan.Options(
             allowHoles: structuredReplies && !dontFragment,
-            useSendfile: configuration.useSendfile,
+            // A TLS handler takes bytes only: file regions cannot pass it.
+            useSendfile: configuration.useSendfile && !tlsActive,
             sendfileMinimumLength: configuration.sendfileMinimumLength,
             blockSize: UInt64(configuration.minimumBlockSize)
         )

@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOPosix
+import NIOTLS
 
 /// Speaks NBD on one client connection: fixed-newstyle handshake, then the
 /// transmission phase.
@@ -64,6 +65,11 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
     var handshakeTimeout: Scheduled<Void>?
     /// True on TCP connections (TCP options apply), false on Unix sockets.
     var isTCP = false
+    /// True once NBD_OPT_STARTTLS was acknowledged: a TLS handler now sits in
+    /// front of this one, and everything sent or received goes through it.
+    var tlsActive = false
+    /// True once the TLS handshake completed.
+    var tlsEstablished = false
 
     // Negotiated state.
     var clientNoZeroes = false
@@ -140,10 +146,24 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        // Connection resets and the like: nothing to answer, just close.
-        logger.debug("connection error: \(error)")
+        if tlsActive && !tlsEstablished {
+            // A failed TLS handshake (wrong key, untrusted certificate) is what
+            // an operator looks for in the log; a reset in transmission is not.
+            logger.notice("TLS handshake failed: \(error); closing")
+        } else {
+            // Connection resets and the like: nothing to answer, just close.
+            logger.debug("connection error: \(error)")
+        }
         phase = .closing
         context.close(promise: nil)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let tlsEvent = event as? TLSUserEvent, case .handshakeCompleted = tlsEvent {
+            tlsEstablished = true
+            logger.info("TLS session established")
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     /// Holds back reads while the connection has as many requests in flight as

@@ -45,6 +45,7 @@ enum NBDProtocol {
     static let repErrUnsup: UInt32 = 0x8000_0001
     static let repErrPolicy: UInt32 = 0x8000_0002
     static let repErrInvalid: UInt32 = 0x8000_0003
+    static let repErrTLSReqd: UInt32 = 0x8000_0005
     static let repErrUnknown: UInt32 = 0x8000_0006
     static let repErrShutdown: UInt32 = 0x8000_0007
     static let repErrTooBig: UInt32 = 0x8000_0009

@@ -51,6 +51,11 @@ public struct NBDServerConfiguration: Sendable {
 
     /// The default of ``maximumConnections``.
     public static let defaultMaximumConnections = 4096
+    /// TLS: off, offered or required on TCP connections. Unix-socket
+    /// connections may upgrade with NBD_OPT_STARTTLS too but are never forced
+    /// to: the socket's file mode guards them, and the kernel's nbd driver,
+    /// which cannot speak TLS, needs a plain path to attach through.
+    public var tls: NBDServerTLS
 
     /// Creates a configuration with the given values (all have defaults).
     public init(
@@ -66,7 +71,8 @@ public struct NBDServerConfiguration: Sendable {
         maximumConnections: Int = NBDServerConfiguration.defaultMaximumConnections,
         allowedClients: [NBDClientAddressRange] = [],
         shutdownGracePeriod: TimeAmount = .seconds(10),
-        minimumBlockSize: UInt32 = 512
+        minimumBlockSize: UInt32 = 512,
+        tls: NBDServerTLS = .off
     ) {
         self.eventLoopThreads = max(1, eventLoopThreads)
         self.blockingIOThreads = max(1, blockingIOThreads)
@@ -83,5 +89,6 @@ public struct NBDServerConfiguration: Sendable {
         let blockSize = min(max(512, minimumBlockSize), 4096)
         // Round down to a power of two, as proto.md requires.
         self.minimumBlockSize = UInt32(1) << (31 - UInt32(blockSize.leadingZeroBitCount))
+        self.tls = tls
     }
 }

@@ -24,6 +24,8 @@ struct ServeCommand: AsyncParsableCommand {
               cimnbd serve --listen 127.0.0.1:10809 --listen [::1]:10809 --socket /run/cimnbd/nbd.sock
               cimnbd serve --control /tmp/cimnbd.sock --state /tmp/cimnbd.json --no-demo
               cimnbd serve --listen 0.0.0.0:10809 --allow 192.168.1.0/24 --allow fd00::/8 --max-connections 500
+              cimnbd serve --listen 0.0.0.0:10809 --tls require --tls-certificates /etc/pki/cimnbd
+              cimnbd serve --listen 0.0.0.0:10809 --tls require --tls-psk /etc/cimnbd/keys.psk
 
             Limits: at most --max-connections connections (more are closed at once and logged); \
             a client has at most 16 requests in flight (up to 16 x 32 MiB of reply data); the \
@@ -32,6 +34,10 @@ struct ServeCommand: AsyncParsableCommand {
             being sent are finished (at most 10 s), requests not yet started are answered with \
             NBD_ESHUTDOWN, then connections close. A damaged state file is renamed to \
             STATE.corrupt-<time> and the daemon starts with an empty mount table.
+
+            TLS works as in nbdkit (see README, section TLS): certificates made with certtool, \
+            keys with psktool; clients use nbds:// URIs. The kernel's nbd driver cannot carry \
+            TLS: serve a --socket for 'cimnbd attach', which --tls require leaves plain.
             """
     )
 
@@ -68,6 +74,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical.", valueName: "LEVEL"))
     var logLevel: String = "info"
 
+    @OptionGroup(title: "TLS")
+    var tls: TLSArguments
+
     func run() async throws {
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in
@@ -99,8 +108,20 @@ struct ServeCommand: AsyncParsableCommand {
             printError("--handshake-timeout: must be 0 (no limit) or more seconds (got \(handshakeTimeout))")
             throw ExitCode(2)
         }
+        let serverTLS: NBDServerTLS
+        do {
+            serverTLS = try tls.load(logger: logger)
+        } catch {
+            printError("\(error)")
+            throw ExitCode(1)
+        }
         let serverConfiguration = NBDServerConfiguration(handshakeTimeoutSeconds: handshakeTimeout, maximumConnections: maxConnections,
-                                                         allowedClients: allowed)
+                                                         allowedClients: allowed, tls: serverTLS)
+        if serverTLS.mode != .require {
+            for address in addresses where !ServeCommand.isLoopback(address) {
+                logger.warning("listening on \(address) beyond loopback without --tls require: any client that can reach it may list and read every export (use --tls require, or --allow CIDR to limit who may connect)")
+            }
+        }
         guard let mode = UInt32(controlMode, radix: 8), mode <= 0o777 else {
             printError("--control-mode: \"\(controlMode)\" is not an octal mode such as 600")
             throw ExitCode(2)
@@ -154,6 +175,18 @@ struct ServeCommand: AsyncParsableCommand {
             return try SocketAddress(ipAddress: host, port: port)
         } catch {
             throw ValidationError("--listen: \"\(host)\" is not an IP address")
+        }
+    }
+
+    /// True for 127.0.0.0/8 and ::1: addresses only this host can reach.
+    static func isLoopback(_ address: SocketAddress) -> Bool {
+        switch address {
+        case .v4(let v4):
+            return UInt32(bigEndian: v4.address.sin_addr.s_addr) >> 24 == 127
+        case .v6:
+            return address.ipAddress == "::1"
+        default:
+            return true
         }
     }
 }

@@ -16,40 +16,8 @@ final class ToolTests: XCTestCase {
         fixture = nil
     }
 
-    struct ToolResult {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-    }
-
-    /// Runs a tool from PATH with a timeout; skips the test if it is not installed.
-    private func run(_ tool: String, _ arguments: [String], timeout: TimeInterval = 120) throws -> ToolResult {
-        let path = ["/usr/bin", "/usr/local/bin", "/bin"].map { "\($0)/\(tool)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
-        guard let path else { throw XCTSkip("\(tool) is not installed (Debian: libnbd-bin / qemu-utils)") }
-        let outURL = fixture.directory.appendingPathComponent("\(tool)-\(UUID().uuidString).out")
-        let errURL = fixture.directory.appendingPathComponent("\(tool)-\(UUID().uuidString).err")
-        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
-        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
-        process.standardOutput = try FileHandle(forWritingTo: outURL)
-        process.standardError = try FileHandle(forWritingTo: errURL)
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline {
-            Thread.sleep(forTimeInterval: 0.02)
-        }
-        if process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
-            XCTFail("\(tool) \(arguments) timed out")
-        }
-        process.waitUntilExit()
-        return ToolResult(status: process.terminationStatus,
-                          stdout: (try? String(contentsOf: outURL, encoding: .utf8)) ?? "",
-                          stderr: (try? String(contentsOf: errURL, encoding: .utf8)) ?? "")
+    private func run(_ tool: String, _ arguments: [String], timeout: TimeInterval = 120) throws -> ExternalTool.Result {
+        try ExternalTool.run(tool, arguments, in: fixture.directory, timeout: timeout)
     }
 
     func testNbdinfoList() throws {
