@@ -22,21 +22,38 @@ public final class CimNBDDaemon: Service, @unchecked Sendable {
         public var controlMode: mode_t
         /// The state file (mount table); nil keeps no state.
         public var statePath: String?
+        /// Where to serve Prometheus metrics (`/metrics`); nil serves none
+        /// unless socket activation passes a `metrics` socket.
+        public var metricsAddress: SocketAddress?
+        /// Listening sockets from systemd. For each role it passes (NBD,
+        /// control, metrics) the daemon binds nothing of its own: `listen`
+        /// and `unixSockets` are ignored when it passes NBD sockets.
+        public var activation: SystemdSocketActivation?
 
-        public init(listen: [SocketAddress], unixSockets: [String], controlPath: String, controlMode: mode_t = 0o600, statePath: String?) {
+        public init(listen: [SocketAddress], unixSockets: [String], controlPath: String, controlMode: mode_t = 0o600, statePath: String?,
+                    metricsAddress: SocketAddress? = nil, activation: SystemdSocketActivation? = nil) {
             self.listen = listen
             self.unixSockets = unixSockets
             self.controlPath = controlPath
             self.controlMode = controlMode
             self.statePath = statePath
+            self.metricsAddress = metricsAddress
+            self.activation = activation
         }
+
+        /// The NBD sockets passed by systemd; empty when the daemon binds its own.
+        var inheritedNBDSockets: [SystemdSocketActivation.Socket] { activation?.nbdSockets ?? [] }
     }
 
     public let configuration: Configuration
     public let registry = ExportRegistry()
     public let manager: MountManager
     public let server: NBDServer
+    /// The metrics the server reports to; nil when no metrics are served.
+    public let metrics: DaemonMetrics?
+    private let metricsServer: MetricsHTTPServer?
     private let control: ControlServer
+    private let notifier = SystemdNotifier()
     private let logger: Logger
     /// Runs after the server listens and the state is restored (e.g. to mount the demo image).
     private let onReady: @Sendable (CimNBDDaemon) async throws -> Void
@@ -46,7 +63,9 @@ public final class CimNBDDaemon: Service, @unchecked Sendable {
         self.configuration = configuration
         self.logger = logger
         let authority: String
-        if let first = configuration.listen.first, let host = first.ipAddress, let port = first.port {
+        let inheritedTCP = configuration.inheritedNBDSockets.compactMap(\.localAddress).first { $0.ipAddress != nil }
+        let advertised = configuration.inheritedNBDSockets.isEmpty ? configuration.listen.first : inheritedTCP
+        if let first = advertised, let host = first.ipAddress, let port = first.port {
             let shownHost = host.contains(":") ? "[\(host)]" : host
             authority = port == 10809 ? shownHost : "\(shownHost):\(port)"
         } else {
@@ -54,7 +73,18 @@ public final class CimNBDDaemon: Service, @unchecked Sendable {
         }
         manager = MountManager(registry: registry, store: configuration.statePath.map(MountStateStore.init(path:)),
                                advertisedAuthority: authority, logger: logger, makeVolume: makeVolume)
-        server = NBDServer(registry: registry, logger: logger)
+        if configuration.metricsAddress != nil || configuration.activation?.metricsSocket != nil {
+            let metrics = DaemonMetrics()
+            let manager = self.manager
+            self.metrics = metrics
+            metricsServer = MetricsHTTPServer(registry: metrics.registry, logger: logger) { [metrics, manager] in
+                metrics.setMountCount(manager.list().count)
+            }
+        } else {
+            metrics = nil
+            metricsServer = nil
+        }
+        server = NBDServer(registry: registry, logger: logger, metrics: metrics)
         control = ControlServer(path: configuration.controlPath, manager: manager, logger: logger)
         self.onReady = onReady
     }
@@ -82,23 +112,50 @@ public final class CimNBDDaemon: Service, @unchecked Sendable {
         }
     }
 
+    /// The address `/metrics` is served on, once running.
+    public var metricsAddress: SocketAddress? { metricsServer?.localAddress }
+
     public func run() async throws {
         do {
-            try await server.start(listenAddresses: configuration.listen, unixSockets: configuration.unixSockets)
+            let inherited = configuration.inheritedNBDSockets
+            if inherited.isEmpty {
+                try await server.start(listenAddresses: configuration.listen, unixSockets: configuration.unixSockets)
+            } else {
+                try await server.start(listenAddresses: [], unixSockets: [], inheritedSockets: inherited.map(\.descriptor))
+            }
+            try await metricsServer?.start(address: configuration.metricsAddress,
+                                           inherited: configuration.activation?.metricsSocket?.descriptor)
             try manager.restore()
             reconnectAttachedDevices()
-            try control.start(mode: configuration.controlMode)
+            if let socket = configuration.activation?.controlSocket {
+                try control.start(inheritedDescriptor: socket.descriptor)
+            } else {
+                try control.start(mode: configuration.controlMode)
+            }
             try await onReady(self)
         } catch {
             control.stop()
+            await metricsServer?.shutdown()
             try? await server.shutdown()
             throw error
         }
+        tellServiceManager("READY=1\nSTATUS=serving \(manager.list().count) image(s)")
         // Wait for SIGINT/SIGTERM (or cancellation), then stop in order.
         // (Attached devices are left attached: their I/O waits for the next start.)
         try? await gracefulShutdown()
         logger.info("shutting down")
+        tellServiceManager("STOPPING=1")
         control.stop()
+        await metricsServer?.shutdown()
         try await server.shutdown()
+    }
+
+    /// sd_notify for Type=notify units; a failure is logged, never fatal.
+    private func tellServiceManager(_ state: String) {
+        do {
+            try notifier.notify(state)
+        } catch {
+            logger.warning("\(error)")
+        }
     }
 }

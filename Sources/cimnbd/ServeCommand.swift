@@ -18,10 +18,18 @@ struct ServeCommand: AsyncParsableCommand {
             starts again. With no state and no --no-demo, a built-in demo image is mounted \
             under the fixed GUID \(DemoImage.guid). Stop with Ctrl-C or SIGTERM.
 
+            Socket activation (systemd, systemd-socket-activate): listening sockets passed in \
+            LISTEN_FDS/LISTEN_FDNAMES are used instead of binding: the one named "control" is the \
+            control socket, "metrics" the metrics listener, any other name (the units use "nbd") \
+            serves NBD, and --listen/--socket are then ignored. With NOTIFY_SOCKET set \
+            (Type=notify), READY=1 is sent once the mount table is restored, STOPPING=1 on shutdown.
+
             Examples:
               cimnbd serve
               cimnbd serve --listen 127.0.0.1:10809 --listen [::1]:10809 --socket /run/cimnbd/nbd.sock
               cimnbd serve --control /tmp/cimnbd.sock --state /tmp/cimnbd.json --no-demo
+              cimnbd serve --no-demo --metrics 127.0.0.1:9109 --log-format json
+              systemd-socket-activate -l 127.0.0.1:10809 --fdname=nbd -l /run/cimnbd/control.sock --fdname=control cimnbd serve --no-demo
             """
     )
 
@@ -46,17 +54,55 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical.", valueName: "LEVEL"))
     var logLevel: String = "info"
 
+    @Option(name: .customLong("log-format"), help: ArgumentHelp(
+        "Log lines on stderr: text (human-readable), or json (one object per line with time, level, label, source, message and the metadata: nbd.connection, nbd.peer, nbd.export). Example: --log-format json",
+        valueName: "FORMAT"))
+    var logFormat: LogFormat = .text
+
+    @Option(name: .long, help: ArgumentHelp(
+        "Serve Prometheus metrics at http://ADDR/metrics (HOST:PORT; per export bytes read, requests, errors, clients, latency; per daemon connections, handshakes, mounts). Off by default. Example: --metrics 127.0.0.1:9109",
+        valueName: "ADDR"))
+    var metrics: String?
+
+    /// The values of `--log-format`.
+    enum LogFormat: String, ExpressibleByArgument, CaseIterable {
+        case text, json
+    }
+
     func run() async throws {
         let level = Logger.Level(rawValue: logLevel) ?? .info
+        let format = logFormat
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
+            var handler: any LogHandler
+            switch format {
+            case .text: handler = StreamLogHandler.standardError(label: label)
+            case .json: handler = JSONLogHandler(label: label)
+            }
             handler.logLevel = level
             return handler
         }
         let logger = Logger(label: "cimnbd")
+        let activation: SystemdSocketActivation?
+        do {
+            activation = try SystemdSocketActivation.fromEnvironment()
+            SystemdSocketActivation.unsetEnvironment()
+        } catch {
+            printError("\(error)")
+            throw ExitCode(2)
+        }
+        if let activation, !activation.nbdSockets.isEmpty, !listen.isEmpty || !socket.isEmpty {
+            logger.warning("systemd passed NBD sockets: --listen and --socket are ignored")
+        }
+        let metricsAddress: SocketAddress?
+        do {
+            metricsAddress = try metrics.map { try ServeCommand.parseAddress($0, option: "--metrics") }
+        } catch {
+            printError("\(error)")
+            throw ExitCode(2)
+        }
         let addresses: [SocketAddress]
         do {
-            addresses = try (listen.isEmpty && socket.isEmpty ? ["127.0.0.1:10809"] : listen).map(ServeCommand.parseAddress)
+            addresses = try (listen.isEmpty && socket.isEmpty ? ["127.0.0.1:10809"] : listen).map { try ServeCommand.parseAddress($0) }
         } catch {
             printError("\(error)")
             throw ExitCode(2)
@@ -67,7 +113,8 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let showDemo = !noDemo
         let daemon = CimNBDDaemon(
-            configuration: .init(listen: addresses, unixSockets: socket, controlPath: control, controlMode: mode_t(mode), statePath: state),
+            configuration: .init(listen: addresses, unixSockets: socket, controlPath: control, controlMode: mode_t(mode), statePath: state,
+                                 metricsAddress: metricsAddress, activation: activation),
             logger: logger, makeVolume: VolumeFactories.daemon,
             onReady: { daemon in
                 guard showDemo, daemon.manager.list().isEmpty else { return }
@@ -96,8 +143,8 @@ struct ServeCommand: AsyncParsableCommand {
         }
     }
 
-    /// Parses `HOST:PORT`, `[IPv6]:PORT` or `PORT`.
-    static func parseAddress(_ text: String) throws -> SocketAddress {
+    /// Parses `HOST:PORT`, `[IPv6]:PORT` or `PORT`; errors name `option`.
+    static func parseAddress(_ text: String, option: String = "--listen") throws -> SocketAddress {
         var host = "127.0.0.1", portText = text
         if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
             host = String(text[text.index(after: text.startIndex)..<close])
@@ -107,12 +154,12 @@ struct ServeCommand: AsyncParsableCommand {
             portText = String(text[text.index(after: colon)...])
         }
         guard let port = Int(portText), (0...65535).contains(port) else {
-            throw ValidationError("--listen: \"\(text)\" is not HOST:PORT")
+            throw ValidationError("\(option): \"\(text)\" is not HOST:PORT")
         }
         do {
             return try SocketAddress(ipAddress: host, port: port)
         } catch {
-            throw ValidationError("--listen: \"\(host)\" is not an IP address")
+            throw ValidationError("\(option): \"\(host)\" is not an IP address")
         }
     }
 }
