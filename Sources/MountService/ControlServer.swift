@@ -117,11 +117,12 @@ public final class ControlServer: @unchecked Sendable {
                 logger.error("control socket: listening socket failed (poll events 0x\(String(polled[0].revents, radix: 16)))")
                 return
             }
-            let client = accept4(fd, nil, nil, Int32(SOCK_CLOEXEC.rawValue))
+            let client = accept(fd, nil, nil)
             if client < 0 {
                 if errno == EINTR || errno == ECONNABORTED || errno == EAGAIN { continue }
                 return
             }
+            _ = fcntl(client, F_SETFD, FD_CLOEXEC)
             handle(client)
             close(client)
         }

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Metrics
 import NBDServer
 import NIOConcurrencyHelpers
@@ -18,14 +19,14 @@ public final class DaemonMetrics: NBDServerMetrics {
     public let registry: PrometheusCollectorRegistry
     private let factory: PrometheusMetricsFactory
 
-    private let connectionsAccepted: Counter
-    private let connectionsOpen: Meter
-    private let connectionsRejected: [NBDConnectionRejection: Counter]
-    private let handshakesToTransmission: Counter
-    private let handshakesEnded: [NBDHandshakeOutcome: Counter]
-    private let tlsHandshakes: Counter
-    private let tlsHandshakeFailures: Counter
-    private let mounts: Meter
+    private let connectionsAccepted: CoreMetrics.Counter
+    private let connectionsOpen: CoreMetrics.Meter
+    private let connectionsRejected: [NBDConnectionRejection: CoreMetrics.Counter]
+    private let handshakesToTransmission: CoreMetrics.Counter
+    private let handshakesEnded: [NBDHandshakeOutcome: CoreMetrics.Counter]
+    private let tlsHandshakes: CoreMetrics.Counter
+    private let tlsHandshakeFailures: CoreMetrics.Counter
+    private let mounts: CoreMetrics.Meter
     private let exports = NIOLockedValueBox([ExportGUID: ExportCounters]())
 
     /// Upper bounds of the latency buckets: 50 µs to 10 s.
@@ -44,7 +45,7 @@ public final class DaemonMetrics: NBDServerMetrics {
         let maker = MetricMaker(registry: registry, factory: factory)
         connectionsAccepted = maker.counter("cimnbd_connections_accepted_total", "NBD client connections accepted.")
         connectionsOpen = maker.meter("cimnbd_connections_open", "NBD client connections open now, in any phase.")
-        var rejected: [NBDConnectionRejection: Counter] = [:]
+        var rejected: [NBDConnectionRejection: CoreMetrics.Counter] = [:]
         for reason in NBDConnectionRejection.allCases {
             rejected[reason] = maker.counter("cimnbd_connections_rejected_total",
                                              "NBD client connections closed before the handshake, by reason.",
@@ -53,7 +54,7 @@ public final class DaemonMetrics: NBDServerMetrics {
         connectionsRejected = rejected
         let handshakeHelp = "NBD handshakes by how they ended: transmission (an export was opened), aborted (NBD_OPT_ABORT, e.g. nbdinfo --list), failed."
         handshakesToTransmission = maker.counter("cimnbd_handshakes_total", handshakeHelp, [("result", "transmission")])
-        var ended: [NBDHandshakeOutcome: Counter] = [:]
+        var ended: [NBDHandshakeOutcome: CoreMetrics.Counter] = [:]
         for outcome in NBDHandshakeOutcome.allCases {
             ended[outcome] = maker.counter("cimnbd_handshakes_total", handshakeHelp, [("result", outcome.rawValue)])
         }
@@ -103,73 +104,5 @@ public final class DaemonMetrics: NBDServerMetrics {
 
     public func tlsHandshakeFailed() {
         tlsHandshakeFailures.increment()
-    }
-}
-
-/// The series of one export.
-final class ExportCounters: NBDExportMetrics {
-    let clients: Meter
-    private let bytesRead: Counter
-    /// Indexed by ``NBDCommandKind/rawValue``.
-    private let requests: [Counter]
-    /// Indexed like ``NBDErrorName/known``; the last one counts any other value.
-    private let errors: [Counter]
-    private let latency: Timer
-
-    init(guid: ExportGUID, maker: MetricMaker) {
-        let export = ("export", "\(guid)")
-        clients = maker.meter("cimnbd_export_clients", "Clients in the transmission phase on the export.", [export])
-        bytesRead = maker.counter("cimnbd_export_read_bytes_total",
-                                  "Bytes answered to READ requests (payload, holes included).", [export])
-        requests = NBDCommandKind.allCases.map { command in
-            maker.counter("cimnbd_export_requests_total", "Requests answered, by NBD command.", [export, ("command", command.label)])
-        }
-        errors = (NBDErrorName.known.map(\.name) + ["other"]).map { name in
-            maker.counter("cimnbd_export_errors_total", "Requests answered with an error, by NBD error.", [export, ("errno", name)])
-        }
-        latency = maker.timer("cimnbd_export_request_duration_seconds",
-                              "Time from a request's arrival to its reply being written.", [export],
-                              buckets: DaemonMetrics.latencyBuckets)
-    }
-
-    func requestCompleted(_ command: NBDCommandKind, bytes: UInt64, error: UInt32, latencyNanoseconds: Int64) {
-        requests[command.rawValue].increment()
-        if bytes > 0 { bytesRead.increment(by: Int64(clamping: bytes)) }
-        if error != 0 {
-            let index = NBDErrorName.known.firstIndex { $0.code == error } ?? NBDErrorName.known.count
-            errors[index].increment()
-        }
-        latency.recordNanoseconds(latencyNanoseconds)
-    }
-
-    func transmissionEnded() {
-        clients.decrement()
-    }
-}
-
-/// Makes swift-metrics handles whose handlers are registered, with help text,
-/// in a Prometheus registry.
-struct MetricMaker {
-    let registry: PrometheusCollectorRegistry
-    let factory: PrometheusMetricsFactory
-
-    func counter(_ name: String, _ help: String, _ labels: [(String, String)] = []) -> Counter {
-        let handler = registry.makeCounter(descriptor: descriptor(name, help), labels: labels)
-        return Counter(label: name, dimensions: labels, handler: handler, factory: factory)
-    }
-
-    func meter(_ name: String, _ help: String, _ labels: [(String, String)] = []) -> Meter {
-        let handler = registry.makeGauge(descriptor: descriptor(name, help), labels: labels)
-        return Meter(label: name, dimensions: labels, handler: handler, factory: factory)
-    }
-
-    func timer(_ name: String, _ help: String, _ labels: [(String, String)], buckets: [Duration]) -> Timer {
-        let handler = registry.makeDurationHistogram(descriptor: descriptor(name, help), labels: labels, buckets: buckets)
-        return Timer(label: name, dimensions: labels, handler: handler, factory: factory)
-    }
-
-    /// The whole name goes into `metricName`: the registry joins the parts with `_` anyway.
-    private func descriptor(_ name: String, _ help: String) -> MetricNameDescriptor {
-        MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
     }
 }

@@ -70,14 +70,14 @@ final class SocketActivationTests: XCTestCase {
     }
 
     func testActivatedDaemonServesOnInheritedSocketsAndKeepsItsMountsAcrossARestart() throws {
-        let activate = try require("systemd-socket-activate")
+        let tool = try require("systemd-socket-activate")
         let nbdinfo = try require("nbdinfo"), nbdcopy = try require("nbdcopy")
         let d = try DaemonHarness(label: "activation")
         let images = try d.makeImage(name: "activated")
-        FileManager.default.createFile(atPath: d.logPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: d.logPath, contents: nil)
         let notify = try NotifySocket(path: d.work + "/notify.sock")
 
-        var process = try activate(activate, d, notify: notify.path)
+        var process = try activate(tool, d, notify: notify.path)
         let controlInode = inode(d.control)
         XCTAssertNotEqual(controlInode, 0, "systemd-socket-activate did not bind \(d.control)")
         // The first connection starts the daemon; it answers on the inherited socket.
@@ -113,7 +113,7 @@ final class SocketActivationTests: XCTestCase {
         // across the restart; systemd-socket-activate has none left, so the
         // stale socket file is removed for it to bind again.
         unlink(d.control)
-        process = try activate(activate, d, notify: notify.path)
+        process = try activate(tool, d, notify: notify.path)
         defer {
             kill(process.processIdentifier, SIGTERM)
             process.waitUntilExit()
