@@ -55,7 +55,7 @@ public final class CimNBDDaemon: Service, @unchecked Sendable {
     private let control: ControlServer
     private let notifier = SystemdNotifier()
     private let logger: Logger
-    /// Runs after the server listens and the state is restored (e.g. to mount the demo image).
+    /// Runs after the state is restored and the server listens (e.g. to mount the demo image).
     private let onReady: @Sendable (CimNBDDaemon) async throws -> Void
 
     public init(configuration: Configuration, logger: Logger = Logger(label: "cimnbd"), makeVolume: @escaping VolumeFactory,
@@ -117,6 +117,9 @@ public final class CimNBDDaemon: Service, @unchecked Sendable {
 
     public func run() async throws {
         do {
+            // The table first: under socket activation clients already wait in
+            // the listen queue, and the first one must find the exports there.
+            try manager.restore()
             let inherited = configuration.inheritedNBDSockets
             if inherited.isEmpty {
                 try await server.start(listenAddresses: configuration.listen, unixSockets: configuration.unixSockets)
@@ -125,7 +128,6 @@ public final class CimNBDDaemon: Service, @unchecked Sendable {
             }
             try await metricsServer?.start(address: configuration.metricsAddress,
                                            inherited: configuration.activation?.metricsSocket?.descriptor)
-            try manager.restore()
             reconnectAttachedDevices()
             if let socket = configuration.activation?.controlSocket {
                 try control.start(inheritedDescriptor: socket.descriptor)

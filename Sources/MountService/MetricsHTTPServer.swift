@@ -48,7 +48,10 @@ public final class MetricsHTTPServer: Sendable {
             return
         }
         channel.withLockedValue { $0 = listener }
-        logger.info("metrics on http://\(listener.localAddress.map { "\($0)" } ?? "?")/metrics")
+        let shown = listener.localAddress.flatMap { address in
+            address.ipAddress.map { host in host.contains(":") ? "[\(host)]:\(address.port ?? 0)" : "\(host):\(address.port ?? 0)" }
+        } ?? "inherited socket"
+        logger.info("metrics on http://\(shown)/metrics")
     }
 
     /// The address listened on, once started.

@@ -57,7 +57,7 @@ final class MetricsTests: XCTestCase {
 
         let export = "export=\"\(guid)\""
         let bytes = "cimnbd_export_read_bytes_total{\(export)}"
-        let reads = "cimnbd_export_requests_total{command=\"read\",\(export)}"
+        let reads = "cimnbd_export_requests_total{\(export),command=\"read\"}"
         let before = try scrape(curl, metrics)
         XCTAssertEqual(before["cimnbd_mounts"], 1, before.text)
         XCTAssertEqual(before["cimnbd_handshakes_total{result=\"transmission\"}"], 1, "nbdinfo --size opened the export once")
@@ -83,23 +83,31 @@ final class MetricsTests: XCTestCase {
         XCTAssertGreaterThan(after["cimnbd_connections_accepted_total"], before["cimnbd_connections_accepted_total"])
 
         // With extents (the default) nbdcopy asks BLOCK_STATUS first and does
-        // not read what is reported as zero: bytes read grow by the data
-        // extents only, which nbdinfo --map reports.
+        // not read what is reported as zero. It widens each data extent to
+        // whole requests (--request-size, aligned), so bytes read grow by the
+        // request-sized pieces that hold data, per nbdinfo --map.
+        let requestSize = 256 * 1024.0
         r = try DaemonHarness.run(nbdinfo, ["--map", d.uri(guid)])
         XCTAssertEqual(r.status, 0, r.stderr)
         var dataBytes: Double = 0
+        var pieces = Set<Int>()
         for line in r.stdout.split(separator: "\n") {
             let fields = line.split(separator: " ", omittingEmptySubsequences: true)
-            if fields.count >= 4, fields[3] == "data", let length = Double(fields[1]) { dataBytes += length }
+            guard fields.count >= 4, fields[3] == "data", let start = Double(fields[0]), let length = Double(fields[1]) else { continue }
+            dataBytes += length
+            for piece in Int(start / requestSize)...Int((start + length - 1) / requestSize) { pieces.insert(piece) }
         }
+        let expectedSparse = pieces.map { min(requestSize, size - Double($0) * requestSize) }.reduce(0, +)
         XCTAssertGreaterThan(dataBytes, 0)
-        XCTAssertLessThan(dataBytes, size)
+        XCTAssertLessThan(expectedSparse, size, "the test image needs zero runs")
         let beforeSparse = try scrape(curl, metrics)
-        r = try DaemonHarness.run(nbdcopy, [d.uri(guid), d.work + "/sparse.ext4"])
+        r = try DaemonHarness.run(nbdcopy, ["--request-size=\(Int(requestSize))", d.uri(guid), d.work + "/sparse.ext4"])
         XCTAssertEqual(r.status, 0, r.stderr)
         let afterSparse = try scrape(curl, metrics)
-        XCTAssertEqual(afterSparse[bytes] - beforeSparse[bytes], dataBytes, afterSparse.text)
-        XCTAssertGreaterThan(afterSparse["cimnbd_export_requests_total{command=\"block_status\",\(export)}"], 0)
+        let sparseGrowth = afterSparse[bytes] - beforeSparse[bytes]
+        XCTAssertGreaterThanOrEqual(sparseGrowth, dataBytes)
+        XCTAssertEqual(sparseGrowth, expectedSparse, afterSparse.text)
+        XCTAssertGreaterThan(afterSparse["cimnbd_export_requests_total{\(export),command=\"block_status\"}"], 0)
         XCTAssertEqual(try DaemonHarness.run("/usr/bin/cmp", [copy, d.work + "/sparse.ext4"]).status, 0)
 
         // nbdinfo --list ends with NBD_OPT_ABORT: an aborted handshake, not a failed one.

@@ -47,12 +47,31 @@ final class SocketActivationTests: XCTestCase {
         }
     }
 
-    /// Starts `systemd-socket-activate … cimnbd serve`. It binds both sockets
-    /// at once and starts the daemon on the first connection.
-    func activate(_ tool: String, _ d: DaemonHarness, notify: String) throws -> Process {
+    /// `systemd-socket-activate … cimnbd serve`, which binds both sockets at
+    /// once and execs the daemon on the first connection.
+    struct Activated {
+        /// A shell that waits for it: systemd-socket-activate closes every
+        /// descriptor but the sockets before exec, which Foundation's Process
+        /// would take for the child's exit, so it is not started directly.
+        let shell: Process
+        /// systemd-socket-activate's PID, the daemon's once it has exec'd.
+        let pid: pid_t
+
+        /// SIGTERM, then the daemon's exit status.
+        func stop() -> Int32 {
+            kill(pid, SIGTERM)
+            shell.waitUntilExit()
+            return shell.terminationStatus
+        }
+    }
+
+    func activate(_ tool: String, _ d: DaemonHarness, notify: String) throws -> Activated {
+        let pidFile = d.work + "/activate.pid"
+        unlink(pidFile)
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: tool)
-        process.arguments = ["-l", d.authority, "--fdname=nbd", "-l", d.control, "--fdname=control",
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", "\"$@\" & echo $! > \(pidFile); wait $!", "sh",
+                             tool, "-l", d.authority, "--fdname=nbd", "-l", d.control, "--fdname=control",
                              "-E", "NOTIFY_SOCKET=\(notify)",
                              DaemonHarness.binary, "serve", "--no-demo", "--state", d.state, "--control", d.control]
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: d.logPath))
@@ -61,7 +80,9 @@ final class SocketActivationTests: XCTestCase {
         process.standardError = log
         try process.run()
         for _ in 0..<100 where !FileManager.default.fileExists(atPath: d.control) { usleep(50_000) }
-        return process
+        let pid = pid_t((try? String(contentsOfFile: pidFile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 0
+        guard pid > 0 else { throw CimError.invalidInput("systemd-socket-activate did not start") }
+        return Activated(shell: process, pid: pid)
     }
 
     func inode(_ path: String) -> UInt64 {
@@ -103,9 +124,7 @@ final class SocketActivationTests: XCTestCase {
         XCTAssertFalse(log.contains("listening on 127.0.0.1:10809"), "bound the default port although activated: \(log)")
 
         // SIGTERM: STOPPING=1, a clean exit; the socket file is systemd's and stays.
-        kill(process.processIdentifier, SIGTERM)
-        process.waitUntilExit()
-        XCTAssertEqual(process.terminationStatus, 0)
+        XCTAssertEqual(process.stop(), 0)
         XCTAssertTrue(notify.receive(timeout: 10)?.contains("STOPPING=1") == true)
         XCTAssertTrue(FileManager.default.fileExists(atPath: d.control))
 
@@ -114,10 +133,7 @@ final class SocketActivationTests: XCTestCase {
         // stale socket file is removed for it to bind again.
         unlink(d.control)
         process = try activate(tool, d, notify: notify.path)
-        defer {
-            kill(process.processIdentifier, SIGTERM)
-            process.waitUntilExit()
-        }
+        defer { _ = process.stop() }
         r = try DaemonHarness.run(nbdinfo, ["--list", "nbd://\(d.authority)"])
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stdout.contains("export=\"\(guid)\""), "the mount table was not restored: \(r.stdout)")
