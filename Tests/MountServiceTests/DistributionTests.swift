@@ -100,10 +100,10 @@ final class DistributionTests: XCTestCase {
         let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
         let root = try XCTUnwrap(json["command"] as? [String: Any])
 
-        // Walks the command tree: page name cimnbd-cim-ls.1 for `cimnbd cim ls`.
+        // Walks the command tree: page name cimnbd.cim.ls.1 for `cimnbd cim ls`.
         var checked = 0
         func visit(_ command: [String: Any], path: [String]) throws {
-            let page = path.joined(separator: "-") + ".1"
+            let page = path.joined(separator: ".") + ".1"
             guard names.contains(page) else {
                 XCTFail("no man page \(page) for `\(path.joined(separator: " "))`; run tools/man/generate.sh")
                 return
@@ -112,6 +112,7 @@ final class DistributionTests: XCTestCase {
             for argument in command["arguments"] as? [[String: Any]] ?? [] {
                 guard let names = argument["names"] as? [[String: Any]],
                       let long = names.first(where: { $0["kind"] as? String == "long" })?["name"] as? String,
+                      argument["shouldDisplay"] as? Bool != false,
                       !["help", "version", "experimental-dump-help", "generate-completion-script"].contains(long)
                 else { continue }
                 // mdoc writes the option as `Fl -name` (the dash escaped or not).

@@ -15,12 +15,15 @@ cd "$(dirname "$0")/../.."
 date=$(git log -1 --format=%cs -- Sources/cimnbd 2>/dev/null || true)
 [ -n "$date" ] || date=$(date -u +%F)
 
-swift package generate-manual --multi-page --date "$date" --product cimnbd
-
-generated=$(find .build/plugins -path '*GenerateManual*' -name cimnbd.1 -newer Package.swift -print -quit 2>/dev/null || true)
-[ -n "$generated" ] || generated=$(find .build/plugins -path '*GenerateManual*' -name cimnbd.1 -print -quit)
-[ -n "$generated" ] || { echo "generate-manual produced no cimnbd.1" >&2; exit 1; }
+# The plugin builds its generate-manual tool (and the package) and runs it;
+# the tool is then called on the debug binary itself, into dist/man.
+swift package generate-manual --multi-page --date "$date" >/dev/null 2>&1 || true
+swift build --product cimnbd
+tool=$(find .build -name generate-manual-tool -type f -perm -u+x -print -quit)
+[ -n "$tool" ] || { echo "the generate-manual plugin did not build its tool" >&2; exit 1; }
 rm -rf dist/man
 mkdir -p dist/man
-cp "$(dirname "$generated")"/*.1 dist/man/
+"$tool" "$(swift build --show-bin-path)/cimnbd" --multi-page --date "$date" --output-directory dist/man
+# Blank lines are not mdoc (groff warns on each); the generator keeps those of the help texts.
+sed -i "/^$/d" dist/man/*.1
 ls dist/man
