@@ -26,9 +26,17 @@ public final class CimNBDDaemon: Service, @unchecked Sendable {
         public var server: NBDServerConfiguration
         /// Export descriptions show the image's host path (default: file name only).
         public var describePaths: Bool
+        /// Where to serve Prometheus metrics (`/metrics`); nil serves none
+        /// unless socket activation passes a `metrics` socket.
+        public var metricsAddress: SocketAddress?
+        /// Listening sockets from systemd. For each role it passes (NBD,
+        /// control, metrics) the daemon binds nothing of its own: `listen`
+        /// and `unixSockets` are ignored when it passes NBD sockets.
+        public var activation: SystemdSocketActivation?
 
         public init(listen: [SocketAddress], unixSockets: [String], controlPath: String, controlMode: mode_t = 0o600, statePath: String?,
-                    server: NBDServerConfiguration = NBDServerConfiguration(), describePaths: Bool = false) {
+                    server: NBDServerConfiguration = NBDServerConfiguration(), describePaths: Bool = false,
+                    metricsAddress: SocketAddress? = nil, activation: SystemdSocketActivation? = nil) {
             self.listen = listen
             self.unixSockets = unixSockets
             self.controlPath = controlPath
@@ -36,16 +44,25 @@ public final class CimNBDDaemon: Service, @unchecked Sendable {
             self.statePath = statePath
             self.server = server
             self.describePaths = describePaths
+            self.metricsAddress = metricsAddress
+            self.activation = activation
         }
+
+        /// The NBD sockets passed by systemd; empty when the daemon binds its own.
+        var inheritedNBDSockets: [SystemdSocketActivation.Socket] { activation?.nbdSockets ?? [] }
     }
 
     public let configuration: Configuration
     public let registry = ExportRegistry()
     public let manager: MountManager
     public let server: NBDServer
+    /// The metrics the server reports to; nil when no metrics are served.
+    public let metrics: DaemonMetrics?
+    private let metricsServer: MetricsHTTPServer?
     private let control: ControlServer
+    private let notifier = SystemdNotifier()
     private let logger: Logger
-    /// Runs after the server listens and the state is restored (e.g. to mount the demo image).
+    /// Runs after the state is restored and the server listens (e.g. to mount the demo image).
     private let onReady: @Sendable (CimNBDDaemon) async throws -> Void
 
     public init(configuration: Configuration, logger: Logger = Logger(label: "cimnbd"), makeVolume: @escaping VolumeFactory,
@@ -53,7 +70,9 @@ public final class CimNBDDaemon: Service, @unchecked Sendable {
         self.configuration = configuration
         self.logger = logger
         let authority: String
-        if let first = configuration.listen.first, let host = first.ipAddress, let port = first.port {
+        let inheritedTCP = configuration.inheritedNBDSockets.compactMap(\.localAddress).first { $0.ipAddress != nil }
+        let advertised = configuration.inheritedNBDSockets.isEmpty ? configuration.listen.first : inheritedTCP
+        if let first = advertised, let host = first.ipAddress, let port = first.port {
             let shownHost = host.contains(":") ? "[\(host)]" : host
             authority = port == 10809 ? shownHost : "\(shownHost):\(port)"
         } else {
@@ -64,7 +83,18 @@ public final class CimNBDDaemon: Service, @unchecked Sendable {
         manager = MountManager(registry: registry, store: configuration.statePath.map(MountStateStore.init(path:)),
                                advertisedAuthority: authority, advertisedScheme: scheme, describePaths: configuration.describePaths,
                                logger: logger, makeVolume: makeVolume)
-        server = NBDServer(configuration: configuration.server, registry: registry, logger: logger)
+        if configuration.metricsAddress != nil || configuration.activation?.metricsSocket != nil {
+            let metrics = DaemonMetrics()
+            let manager = self.manager
+            self.metrics = metrics
+            metricsServer = MetricsHTTPServer(registry: metrics.registry, logger: logger) { [metrics, manager] in
+                metrics.setMountCount(manager.list().count)
+            }
+        } else {
+            metrics = nil
+            metricsServer = nil
+        }
+        server = NBDServer(configuration: configuration.server, registry: registry, logger: logger, metrics: metrics)
         control = ControlServer(path: configuration.controlPath, manager: manager, logger: logger)
         self.onReady = onReady
     }
@@ -95,23 +125,52 @@ public final class CimNBDDaemon: Service, @unchecked Sendable {
         }
     }
 
+    /// The address `/metrics` is served on, once running.
+    public var metricsAddress: SocketAddress? { metricsServer?.localAddress }
+
     public func run() async throws {
         do {
-            try await server.start(listenAddresses: configuration.listen, unixSockets: configuration.unixSockets)
+            // The table first: under socket activation clients already wait in
+            // the listen queue, and the first one must find the exports there.
             try manager.restore()
+            let inherited = configuration.inheritedNBDSockets
+            if inherited.isEmpty {
+                try await server.start(listenAddresses: configuration.listen, unixSockets: configuration.unixSockets)
+            } else {
+                try await server.start(listenAddresses: [], unixSockets: [], inheritedSockets: inherited.map(\.descriptor))
+            }
+            try await metricsServer?.start(address: configuration.metricsAddress,
+                                           inherited: configuration.activation?.metricsSocket?.descriptor)
             reconnectAttachedDevices()
-            try control.start(mode: configuration.controlMode)
+            if let socket = configuration.activation?.controlSocket {
+                try control.start(inheritedDescriptor: socket.descriptor)
+            } else {
+                try control.start(mode: configuration.controlMode)
+            }
             try await onReady(self)
         } catch {
             control.stop()
+            await metricsServer?.shutdown()
             try? await server.shutdown()
             throw error
         }
+        tellServiceManager("READY=1\nSTATUS=serving \(manager.list().count) image(s)")
         // Wait for SIGINT/SIGTERM (or cancellation), then stop in order.
         // (Attached devices are left attached: their I/O waits for the next start.)
         try? await gracefulShutdown()
         logger.info("shutting down")
+        tellServiceManager("STOPPING=1")
         control.stop()
+        await metricsServer?.shutdown()
         try await server.shutdown()
+    }
+
+    /// sd_notify for Type=notify units; a failure is logged, never fatal.
+    private func tellServiceManager(_ state: String) {
+        do {
+            try notifier.notify(state)
+        } catch {
+            logger.warning("\(error)")
+        }
     }
 }

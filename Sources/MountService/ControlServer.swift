@@ -15,6 +15,11 @@ public final class ControlServer: @unchecked Sendable {
     private let manager: MountManager
     private let logger: Logger
     private var listenFD: Int32 = -1
+    /// False for a socket inherited from systemd, whose file systemd owns.
+    private var ownsSocketFile = true
+    /// Written to by ``stop()`` to end the accept loop. (shutdown(2) would
+    /// also wake it, but on an inherited socket it would break systemd's copy.)
+    private var wakeWrite: Int32 = -1
     private var thread: Thread?
     /// Largest request accepted, so a client cannot make the daemon allocate without bound.
     static let maximumRequestSize = 1 << 20
@@ -41,21 +46,44 @@ public final class ControlServer: @unchecked Sendable {
             close(fd)
             throw MountError.failed(detail: "control socket \(path): \(message)")
         }
+        serve(listening: fd)
+        logger.info("control API on \(path)")
+    }
+
+    /// Serves on a listening socket bound by someone else (systemd socket
+    /// activation: its mode and owner are the socket unit's). Its file is left
+    /// in place by ``stop()``.
+    public func start(inheritedDescriptor fd: Int32) throws {
+        ownsSocketFile = false
+        serve(listening: fd)
+        logger.info("control API on inherited socket \(SystemdSocketActivation.localAddress(of: fd)?.pathname ?? "fd \(fd)")")
+    }
+
+    private func serve(listening fd: Int32) {
         listenFD = fd
-        let thread = Thread { [self] in self.serve(fd) }
+        var ends: [Int32] = [-1, -1]
+        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &ends) == 0 else {
+            logger.error("control socket: socketpair: \(String(cString: strerror(errno)))")
+            return
+        }
+        wakeWrite = ends[1]
+        let wakeRead = ends[0]
+        let thread = Thread { [self] in self.serve(fd, wake: wakeRead) }
         thread.name = "cimnbd-control"
         self.thread = thread
         thread.start()
-        logger.info("control API on \(path)")
     }
 
     /// Stops accepting and removes the socket file.
     public func stop() {
         guard listenFD >= 0 else { return }
-        shutdown(listenFD, Int32(SHUT_RDWR))
-        close(listenFD)
+        // The accept thread closes the listening socket and its end of the pair on its way out.
+        var byte: UInt8 = 1
+        _ = send(wakeWrite, &byte, 1, Int32(MSG_NOSIGNAL))
+        close(wakeWrite)
+        wakeWrite = -1
         listenFD = -1
-        unlink(path)
+        if ownsSocketFile { unlink(path) }
     }
 
     static func address(_ path: String) throws -> sockaddr_un {
@@ -71,13 +99,30 @@ public final class ControlServer: @unchecked Sendable {
         return address
     }
 
-    private func serve(_ fd: Int32) {
+    private func serve(_ fd: Int32, wake: Int32) {
+        defer {
+            close(fd)
+            close(wake)
+        }
+        var polled = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: wake, events: Int16(POLLIN), revents: 0)]
         while true {
-            let client = accept(fd, nil, nil)
-            if client < 0 {
-                if errno == EINTR || errno == ECONNABORTED { continue }
+            let ready = poll(&polled, 2, -1)
+            if ready < 0 {
+                if errno == EINTR { continue }
+                logger.error("control socket: poll: \(String(cString: strerror(errno)))")
                 return
             }
+            if polled[1].revents != 0 { return }
+            guard polled[0].revents & Int16(POLLIN) != 0 else {
+                logger.error("control socket: listening socket failed (poll events 0x\(String(polled[0].revents, radix: 16)))")
+                return
+            }
+            let client = accept(fd, nil, nil)
+            if client < 0 {
+                if errno == EINTR || errno == ECONNABORTED || errno == EAGAIN { continue }
+                return
+            }
+            _ = fcntl(client, F_SETFD, FD_CLOEXEC)
             handle(client)
             close(client)
         }

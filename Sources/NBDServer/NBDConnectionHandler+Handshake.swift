@@ -64,6 +64,7 @@ extension NBDConnectionHandler {
             handleExportName(payload, context: context)
         case NBDProtocol.optAbort:
             // proto.md: reply ACK, then the client hangs up; we do not wait for it.
+            handshakeAborted = true
             sendOptionReply(option: option, type: NBDProtocol.repAck, payload: nil, context: context)
             closeAfterFlush(context: context)
         case NBDProtocol.optList:
@@ -332,6 +333,7 @@ extension NBDConnectionHandler {
         handshakeTimeout?.cancel()
         handshakeTimeout = nil
         logger[metadataKey: "nbd.export"] = "\(export.guid)"
+        exportMetrics = metrics?.transmissionStarted(export: export.guid)
         logger.info("client entered transmission phase", metadata: [
             "structured": "\(structuredReplies)", "blockStatus": "\(blockStatusEnabled)",
         ])

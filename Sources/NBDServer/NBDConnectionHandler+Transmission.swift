@@ -191,7 +191,7 @@ extension NBDConnectionHandler {
         // header packet per reply (TCP_NODELAY is on). Uncorking pushes the tail.
         let cork = !borrowed.isEmpty && isTCP
         if cork { setCork(true, context: context) }
-        let future = writeReply(writes, context: context)
+        let future = writeReply(writes, answering: request, context: context)
         if cork { setCork(false, context: context) }
         if !borrowed.isEmpty {
             watchSendfile(future, files: borrowed.map(\.1), context: context)
@@ -303,7 +303,7 @@ extension NBDConnectionHandler {
             buffer.writeInteger(length)
             buffer.writeInteger(flags)
         }
-        writeReply([.byteBuffer(buffer)], context: context)
+        writeReply([.byteBuffer(buffer)], answering: request, context: context)
     }
 
     // MARK: CACHE
@@ -359,14 +359,16 @@ extension NBDConnectionHandler {
         return !overflow && end <= size
     }
 
-    /// Writes one complete reply and accounts the request as finished when the
-    /// bytes have left (or failed to).
+    /// Writes one complete reply to `request` (`error` is the NBD error it
+    /// carries) and accounts the request as finished when the bytes have left
+    /// (or failed to).
     ///
     /// Inside ``processInbound(context:)`` the reply is only written: the loop
     /// flushes once per batch. Elsewhere (a read completed by the I/O pool) it
     /// is flushed at once.
     @discardableResult
-    func writeReply(_ writes: [IOData], context: ChannelHandlerContext) -> EventLoopFuture<Void> {
+    func writeReply(_ writes: [IOData], answering request: NBDRequest, error: UInt32 = 0,
+                    context: ChannelHandlerContext) -> EventLoopFuture<Void> {
         let promise = context.eventLoop.makePromise(of: Void.self)
         guard let last = writes.last else {
             promise.succeed()
@@ -377,6 +379,7 @@ extension NBDConnectionHandler {
             context.write(wrapOutboundOut(data), promise: nil)
         }
         promise.futureResult.assumeIsolated().whenComplete { [self] result in
+            exportMetrics?.requestCompleted(request, error: error, written: result)
             if case .failure = result {
                 requestFinished(context: context, failed: true)
             } else {
@@ -395,7 +398,7 @@ extension NBDConnectionHandler {
     func finishSuccessfully(_ request: NBDRequest, context: ChannelHandlerContext) {
         // A simple reply without payload is valid even with structured replies.
         writeReply([.byteBuffer(NBDWireEncoding.simpleReply(handle: request.handle, error: 0, allocator: context.channel.allocator))],
-                   context: context)
+                   answering: request, context: context)
     }
 
     /// The message is built only when it is sent (structured replies) or
@@ -410,7 +413,7 @@ extension NBDConnectionHandler {
         } else {
             reply = NBDWireEncoding.simpleReply(handle: request.handle, error: error.rawValue, allocator: allocator)
         }
-        writeReply([.byteBuffer(reply)], context: context)
+        writeReply([.byteBuffer(reply)], answering: request, error: error.rawValue, context: context)
     }
 
     /// Maps a failure of the volume (or of the I/O pool) to an NBD error reply.

@@ -42,6 +42,11 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
     let configuration: NBDServerConfiguration
     let threadPool: NIOThreadPool
     var logger: Logger
+    let metrics: (any NBDServerMetrics)?
+    /// Where this connection's requests are counted, once in transmission.
+    var exportMetrics: (any NBDExportMetrics)?
+    /// The client ended option haggling with NBD_OPT_ABORT.
+    var handshakeAborted = false
 
     var phase: Phase = .awaitingClientFlags
     /// Bytes received and not yet parsed.
@@ -85,11 +90,13 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
     /// The context id given to `base:allocation` by NBD_OPT_SET_META_CONTEXT.
     static let baseAllocationContextID: UInt32 = 1
 
-    init(registry: ExportRegistry, configuration: NBDServerConfiguration, threadPool: NIOThreadPool, logger: Logger) {
+    init(registry: ExportRegistry, configuration: NBDServerConfiguration, threadPool: NIOThreadPool, logger: Logger,
+         metrics: (any NBDServerMetrics)? = nil) {
         self.registry = registry
         self.configuration = configuration
         self.threadPool = threadPool
         self.logger = logger
+        self.metrics = metrics
     }
 
     // MARK: Channel events
@@ -124,6 +131,11 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
         drainDeadline = nil
         if let export {
             registry.detach(guid: export.guid, channel: context.channel)
+        }
+        if let exportMetrics {
+            exportMetrics.transmissionEnded()
+        } else {
+            metrics?.handshakeEnded(handshakeAborted ? .aborted : .failed)
         }
         phase = .closing
         logger.debug("client disconnected")

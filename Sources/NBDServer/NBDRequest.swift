@@ -7,6 +7,8 @@ struct NBDRequest: Sendable {
     var handle: UInt64
     var offset: UInt64
     var length: UInt32
+    /// When the header was parsed, for the request's latency.
+    var receivedAt: NIODeadline
 
     /// Reads the 28-byte header after its magic has been checked.
     /// Returns nil when fewer bytes are available.
@@ -19,7 +21,7 @@ struct NBDRequest: Sendable {
               let offset = buffer.readInteger(as: UInt64.self),
               let length = buffer.readInteger(as: UInt32.self)
         else { return nil }
-        return NBDRequest(flags: flags, type: type, handle: handle, offset: offset, length: length)
+        return NBDRequest(flags: flags, type: type, handle: handle, offset: offset, length: length, receivedAt: .now())
     }
 
     /// A short name for logs.

@@ -42,6 +42,7 @@ public final class NBDServer: Sendable {
     public let registry: ExportRegistry
 
     private let logger: Logger
+    private let metrics: (any NBDServerMetrics)?
     private let group: MultiThreadedEventLoopGroup
     private let threadPool: NIOThreadPool
 
@@ -64,28 +65,37 @@ public final class NBDServer: Sendable {
 
     private let state: NIOLockedValueBox<State>
 
-    /// Creates a server; nothing listens until ``start(listenAddresses:unixSockets:)``.
+    /// Creates a server; nothing listens until ``start(listenAddresses:unixSockets:inheritedSockets:)``.
+    /// `metrics`, when given, is told about every connection and request.
     public init(configuration: NBDServerConfiguration = NBDServerConfiguration(),
                 registry: ExportRegistry,
-                logger: Logger = Logger(label: "cimnbd.nbd")) {
+                logger: Logger = Logger(label: "cimnbd.nbd"),
+                metrics: (any NBDServerMetrics)? = nil) {
         self.configuration = configuration
         self.registry = registry
         self.logger = logger
         self.state = NIOLockedValueBox(State(connectionLimit: configuration.maximumConnections))
+        self.metrics = metrics
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads)
         self.threadPool = NIOThreadPool(numberOfThreads: configuration.blockingIOThreads)
         self.threadPool.start()
     }
 
-    /// Starts listening on every TCP address and Unix socket path given.
+    /// Starts listening on every TCP address and Unix socket path given, and
+    /// on every listening socket inherited (socket activation).
     ///
     /// Use port 0 to let the system choose; ``boundAddresses`` then tells the
     /// actual ports. An existing file at a Unix socket path is replaced. If any
     /// listener fails to bind, those already bound are closed and the error is
-    /// thrown.
+    /// thrown. Inherited sockets (stream sockets, TCP or Unix, already bound by
+    /// e.g. systemd) are owned by the server from then on; their socket files
+    /// are left in place at shutdown, since whoever bound them owns those.
     public func start(listenAddresses: [SocketAddress] = [NBDServer.defaultListenAddress],
-                      unixSockets: [String] = []) async throws {
-        guard !listenAddresses.isEmpty || !unixSockets.isEmpty else { throw NBDServerError.nothingToListenOn }
+                      unixSockets: [String] = [],
+                      inheritedSockets: [NIOBSDSocket.Handle] = []) async throws {
+        guard !listenAddresses.isEmpty || !unixSockets.isEmpty || !inheritedSockets.isEmpty else {
+            throw NBDServerError.nothingToListenOn
+        }
         try state.withLockedValue { state in
             switch state.life {
             case .idle: state.life = .starting
@@ -104,6 +114,13 @@ public final class NBDServer: Sendable {
             for path in unixSockets {
                 let channel = try await bootstrap(tcp: false).bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).get()
                 logger.info("listening on unix socket \(path)")
+                bound.append(channel)
+            }
+            for descriptor in inheritedSockets {
+                // systemd has called listen(); doing it again only sets our backlog.
+                _ = listen(descriptor, 256)
+                let channel = try await bootstrap(tcp: Self.isInternetSocket(descriptor)).withBoundSocket(descriptor).get()
+                logger.info("listening on inherited socket \(channel.localAddress.map { "\($0)" } ?? "fd \(descriptor)")")
                 bound.append(channel)
             }
         } catch {
@@ -187,6 +204,17 @@ public final class NBDServer: Sendable {
         logger.info("NBD server stopped")
     }
 
+    /// True for an IPv4 or IPv6 socket (TCP options apply), false for Unix sockets.
+    private static func isInternetSocket(_ descriptor: NIOBSDSocket.Handle) -> Bool {
+        var address = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let result = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
+        }
+        guard result == 0 else { return false }
+        return Int32(address.ss_family) == AF_INET || Int32(address.ss_family) == AF_INET6
+    }
+
     private func bootstrap(tcp: Bool) -> ServerBootstrap {
         var bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
@@ -206,14 +234,14 @@ public final class NBDServer: Sendable {
                 connectionLogger[metadataKey: "nbd.connection"] = "\(id)"
                 connectionLogger[metadataKey: "nbd.peer"] = "\(channel.remoteAddress.map { "\($0)" } ?? "unix")"
                 let handler = NBDConnectionHandler(registry: registry, configuration: configuration,
-                                                   threadPool: threadPool, logger: connectionLogger)
+                                                   threadPool: threadPool, logger: connectionLogger, metrics: metrics)
                 try channel.pipeline.syncOperations.addHandler(handler)
             }
         }
     }
 
     /// Why a connection was closed on accept.
-    private enum Refusal {
+    private enum Refusal: Equatable {
         case overLimit(Int)
         case notAllowed
     }
@@ -248,6 +276,7 @@ public final class NBDServer: Sendable {
         }
         guard let id else {
             channel.close(promise: nil)
+            metrics?.connectionRejected(refusal.map { $0 == .notAllowed ? .addressNotAllowed : .connectionLimit } ?? .shuttingDown)
             if let refusal, logCount > 0 {
                 let peer = channel.remoteAddress.map { "\($0)" } ?? "unix"
                 let more = logCount > 1 ? " (\(logCount) refused since the last such line, this one included)" : ""
@@ -260,8 +289,10 @@ public final class NBDServer: Sendable {
             }
             return nil
         }
-        channel.closeFuture.whenComplete { [state] _ in
+        metrics?.connectionAccepted()
+        channel.closeFuture.whenComplete { [state, metrics] _ in
             _ = state.withLockedValue { $0.connections.removeValue(forKey: key) }
+            metrics?.connectionClosed()
         }
         return id
     }

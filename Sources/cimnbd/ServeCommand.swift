@@ -19,6 +19,12 @@ struct ServeCommand: AsyncParsableCommand {
             starts again. With no state and no --no-demo, a built-in demo image is mounted \
             under the fixed GUID \(DemoImage.guid). Stop with Ctrl-C or SIGTERM.
 
+            Socket activation (systemd, systemd-socket-activate): listening sockets passed in \
+            LISTEN_FDS/LISTEN_FDNAMES are used instead of binding: the one named "control" is the \
+            control socket, "metrics" the metrics listener, any other name (the units use "nbd") \
+            serves NBD, and --listen/--socket are then ignored. With NOTIFY_SOCKET set \
+            (Type=notify), READY=1 is sent once the mount table is restored, STOPPING=1 on shutdown.
+
             Examples:
               cimnbd serve
               cimnbd serve --listen 127.0.0.1:10809 --listen [::1]:10809 --socket /run/cimnbd/nbd.sock
@@ -26,6 +32,8 @@ struct ServeCommand: AsyncParsableCommand {
               cimnbd serve --listen 0.0.0.0:10809 --allow 192.168.1.0/24 --allow fd00::/8 --max-connections 500
               cimnbd serve --listen 0.0.0.0:10809 --tls require --tls-certificates /etc/pki/cimnbd
               cimnbd serve --listen 0.0.0.0:10809 --tls require --tls-psk /etc/cimnbd/keys.psk
+              cimnbd serve --no-demo --metrics 127.0.0.1:9109 --log-format json
+              systemd-socket-activate -l 127.0.0.1:10809 --fdname=nbd -l /run/cimnbd/control.sock --fdname=control cimnbd serve --no-demo
 
             Limits: at most --max-connections connections (more are closed at once and logged); \
             a client has at most 16 requests in flight (up to 16 x 32 MiB of reply data); the \
@@ -77,17 +85,55 @@ struct ServeCommand: AsyncParsableCommand {
     @OptionGroup(title: "TLS")
     var tls: TLSArguments
 
+    @Option(name: .customLong("log-format"), help: ArgumentHelp(
+        "Log lines on stderr: text (human-readable), or json (one object per line with time, level, label, source, message and the metadata: nbd.connection, nbd.peer, nbd.export). Example: --log-format json",
+        valueName: "FORMAT"))
+    var logFormat: LogFormat = .text
+
+    @Option(name: .long, help: ArgumentHelp(
+        "Serve Prometheus metrics at http://ADDR/metrics (HOST:PORT; per export bytes read, requests, errors, clients, latency; per daemon connections, handshakes, mounts). Off by default. Example: --metrics 127.0.0.1:9109",
+        valueName: "ADDR"))
+    var metrics: String?
+
+    /// The values of `--log-format`.
+    enum LogFormat: String, ExpressibleByArgument, CaseIterable {
+        case text, json
+    }
+
     func run() async throws {
         let level = Logger.Level(rawValue: logLevel) ?? .info
+        let format = logFormat
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
+            var handler: any LogHandler
+            switch format {
+            case .text: handler = StreamLogHandler.standardError(label: label)
+            case .json: handler = JSONLogHandler(label: label)
+            }
             handler.logLevel = level
             return handler
         }
         let logger = Logger(label: "cimnbd")
+        let activation: SystemdSocketActivation?
+        do {
+            activation = try SystemdSocketActivation.fromEnvironment()
+            SystemdSocketActivation.unsetEnvironment()
+        } catch {
+            printError("\(error)")
+            throw ExitCode(2)
+        }
+        if let activation, !activation.nbdSockets.isEmpty, !listen.isEmpty || !socket.isEmpty {
+            logger.warning("systemd passed NBD sockets: --listen and --socket are ignored")
+        }
+        let metricsAddress: SocketAddress?
+        do {
+            metricsAddress = try metrics.map { try ServeCommand.parseAddress($0, option: "--metrics") }
+        } catch {
+            printError("\(error)")
+            throw ExitCode(2)
+        }
         let addresses: [SocketAddress]
         do {
-            addresses = try (listen.isEmpty && socket.isEmpty ? ["127.0.0.1:10809"] : listen).map(ServeCommand.parseAddress)
+            addresses = try (listen.isEmpty && socket.isEmpty ? ["127.0.0.1:10809"] : listen).map { try ServeCommand.parseAddress($0) }
         } catch {
             printError("\(error)")
             throw ExitCode(2)
@@ -117,7 +163,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let serverConfiguration = NBDServerConfiguration(handshakeTimeoutSeconds: handshakeTimeout, maximumConnections: maxConnections,
                                                          allowedClients: allowed, tls: serverTLS)
-        if serverTLS.mode != .require {
+        if serverTLS.mode != .require, activation?.nbdSockets.isEmpty ?? true {
             for address in addresses where !ServeCommand.isLoopback(address) {
                 logger.warning("listening on \(address) beyond loopback without --tls require: any client that can reach it may list and read every export (use --tls require, or --allow CIDR to limit who may connect)")
             }
@@ -129,7 +175,8 @@ struct ServeCommand: AsyncParsableCommand {
         let showDemo = !noDemo
         let daemon = CimNBDDaemon(
             configuration: .init(listen: addresses, unixSockets: socket, controlPath: control, controlMode: mode_t(mode), statePath: state,
-                                 server: serverConfiguration, describePaths: describePaths),
+                                 server: serverConfiguration, describePaths: describePaths,
+                                 metricsAddress: metricsAddress, activation: activation),
             logger: logger, makeVolume: VolumeFactories.daemon,
             onReady: { daemon in
                 guard showDemo, daemon.manager.list().isEmpty else { return }
@@ -158,8 +205,8 @@ struct ServeCommand: AsyncParsableCommand {
         }
     }
 
-    /// Parses `HOST:PORT`, `[IPv6]:PORT` or `PORT`.
-    static func parseAddress(_ text: String) throws -> SocketAddress {
+    /// Parses `HOST:PORT`, `[IPv6]:PORT` or `PORT`; errors name `option`.
+    static func parseAddress(_ text: String, option: String = "--listen") throws -> SocketAddress {
         var host = "127.0.0.1", portText = text
         if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
             host = String(text[text.index(after: text.startIndex)..<close])
@@ -169,12 +216,12 @@ struct ServeCommand: AsyncParsableCommand {
             portText = String(text[text.index(after: colon)...])
         }
         guard let port = Int(portText), (0...65535).contains(port) else {
-            throw ValidationError("--listen: \"\(text)\" is not HOST:PORT")
+            throw ValidationError("\(option): \"\(text)\" is not HOST:PORT")
         }
         do {
             return try SocketAddress(ipAddress: host, port: port)
         } catch {
-            throw ValidationError("--listen: \"\(host)\" is not an IP address")
+            throw ValidationError("\(option): \"\(host)\" is not an IP address")
         }
     }
 
