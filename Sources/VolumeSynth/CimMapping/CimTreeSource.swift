@@ -21,7 +21,8 @@ public final class CimTreeSource: FileTreeSource {
 
     public let image: CimImage
     public let options: MappingOptions
-    public var rootNode: UInt32 { image.rootID }
+    /// The image's root, or the directory ``MappingOptions/root`` names.
+    public let rootNode: UInt32
     public var maxNode: UInt32 { image.maxFileID }
 
     /// Symlink targets of the nodes that become symlinks.
@@ -35,10 +36,13 @@ public final class CimTreeSource: FileTreeSource {
     public init(image: CimImage, options: MappingOptions = MappingOptions()) throws {
         self.image = image
         self.options = options
+        let root = try CimTreeSource.resolveRoot(options.root, in: image)
+        rootNode = root
         var seen = [Bool](repeating: false, count: Int(image.maxFileID) + 1)
         var reparseNodes: [(CimFileID, Int)] = []
         var replaced: [CimFileID: [UInt16]] = [:]
-        try image.walk { _, child, components in
+        // Walked from the volume's root: link depths (for absolute symlink targets) count from there.
+        try image.walk(from: root) { _, child, components in
             let index = Int(child.fileID)
             guard index < seen.count, !seen[index] else { return }
             seen[index] = true
@@ -57,6 +61,21 @@ public final class CimTreeSource: FileTreeSource {
         }
         self.symlinks = symlinks
         self.replacedNames = replaced
+    }
+
+    /// The FileID of the directory `path` names (`\` or `/` separated; nil or `\`: the image root).
+    public static func resolveRoot(_ path: String?, in image: CimImage) throws -> CimFileID {
+        guard let path, path.contains(where: { $0 != "\\" && $0 != "/" }) else { return image.rootID }
+        let id: CimFileID
+        do { id = try image.lookup(path: path) } catch CimError.notFound {
+            throw CimError.invalidInput("\(image.path): --root \(path): no such directory in the image")
+        } catch CimError.notADirectory {
+            throw CimError.invalidInput("\(image.path): --root \(path): a component is not a directory")
+        }
+        guard try image.entry(id).isDirectory else {
+            throw CimError.invalidInput("\(image.path): --root \(path): not a directory")
+        }
+        return id
     }
 
     /// Problems met while mapping (values left out), one line each, naming the file.
