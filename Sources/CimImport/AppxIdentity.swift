@@ -34,7 +34,7 @@ public struct AppxIdentity: Sendable, Equatable {
         var text = ""
         for index in 0..<13 {
             // Bit positions of the 65-bit string (value followed by a 0 bit).
-            let shift = 60 - 5 * index
+            let shift = 59 - 5 * index
             let chunk: UInt64 = shift >= 0 ? (value >> UInt64(shift)) & 31 : (value << UInt64(-shift)) & 31
             text.append(alphabet[Int(chunk)])
         }

@@ -26,7 +26,7 @@ public final class CimTreeWriter {
     let directory: String
     let options: CimWriterOptions
     let parent: WriterParentImage?
-    let guid = CimGUID.random()
+    let guid: CimGUID
     private let regions: [WriterRegionFile]
     private let store: WriterObjectStore
     private var created: Set<String> = []
@@ -69,6 +69,8 @@ public final class CimTreeWriter {
         self.directory = directory
         self.options = options
         self.parent = parent
+        let guid = CimGUID.random()
+        self.guid = guid
         var opened: [WriterRegionFile] = []
         var created: Set<String> = []
         func open(_ index: Int, _ type: CimFormat.RegionType) throws {
