@@ -198,7 +198,7 @@ struct LayerImportState {
         if let existing, existing.name != units {
             throw fail(entry, "\"\(leaf)\" differs only in case from the existing \"\(String(decoding: existing.name, as: UTF16.self))\"; CIM names are case-insensitive")
         }
-        if isDeltaHive(parts) { deltaHives.append(leaf) }
+        if !isBase && isDeltaHive(parts) { deltaHives.append(leaf) }
 
         switch entry.kind {
         case .directory:

@@ -246,7 +246,7 @@ final class LayerImportTests: XCTestCase {
         XCTAssertTrue(missing.output.contains("--root \\Nope: no such directory"), missing.output)
         let image = try ImportTestSupport.run(binary, ["image", "import", fixtures + "/oci", out])
         XCTAssertEqual(image.status, 0, image.output)
-        let paths = image.output.split(separator: "\n").filter { $0.hasSuffix(".cim") }
+        let paths = image.output.split(separator: "\n").filter { $0.hasPrefix(out + "/") && $0.hasSuffix(".cim") }
         XCTAssertEqual(paths.count, 3, image.output)
     }
 
