@@ -46,22 +46,8 @@ final class MSIXImportTests: XCTestCase {
         }
         XCTAssertNil(try image.securityDescriptor(of: image.rootID), "the root has no descriptor, as in Windows' images")
 
-        // The shape Windows' image of the same package has (when this reader opens it).
-        let putty = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("shared/fixtures/real/putty/putty.cim").path
-        if let windows = try? CimImage(path: putty) {
-            var windowsDirectories: [String] = []
-            try windows.walk { _, entry, components in
-                if try windows.entry(entry.fileID).isDirectory { windowsDirectories.append("\\" + components.joined(separator: "\\")) }
-            }
-            XCTAssertTrue(windowsDirectories.contains(package), "\(windowsDirectories)")
-            for footprint in ["AppxManifest.xml", "AppxBlockMap.xml", "AppxSignature.p7x", "AppxMetadata\\CodeIntegrity.cat"] {
-                XCTAssertTrue(windows.exists(package + "\\" + footprint) && image.exists(package + "\\" + footprint), footprint)
-            }
-            XCTAssertFalse(windows.exists(package + "\\[Content_Types].xml"))
-            let manifest = try windows.data(package + "\\AppxManifest.xml")
-            XCTAssertEqual(try AppxIdentity.parse(manifest: manifest, path: putty).packageFullName, Self.puttyFullName)
-        }
+        // Zipped again and imported again, the package gives the same tree (the check the putty test applies to Windows' image).
+        try assertRepackagedTreeMatches(image, package: package, work: fixtures)
 
         try ImportTestSupport.withVolume(image, root: package) { mount in
             guard let mount else { return }
@@ -79,5 +65,118 @@ final class MSIXImportTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("truncated.msix"), "\(error)")
         }
         XCTAssertEqual(ImportTestSupport.listing(out), before)
+    }
+
+    /// Windows' image of the putty package (../shared/fixtures/real/putty) is the
+    /// shape to reach. Its manifest (putty.expected.json lists every entry) gives
+    /// the package's file names and sizes: a package with those files imports
+    /// to the same paths, kinds, attributes and sizes. When this reader opens
+    /// the image, its own files zipped again import to the same tree and bytes.
+    func testPuttyImageShapeIsReached() throws {
+        let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("shared/fixtures/real/putty").path
+        guard let json = FileManager.default.contents(atPath: folder + "/putty.expected.json"),
+              let listed = try JSONSerialization.jsonObject(with: json) as? [[String: Any]] else {
+            throw XCTSkip("\(folder)/putty.expected.json not found")
+        }
+        let package = "\\msix\\" + Self.puttyFullName
+        let work = try ImportTestSupport.temporaryDirectory("putty")
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        let files = work + "/files"
+        var expected: [String: (attributes: UInt32, size: UInt64)] = [:]
+        for item in listed {
+            guard let path = item["path"] as? String, path != "\\", let attributes = item["attributes"] as? Int,
+                  let size = item["size"] as? Int, let type = item["type"] as? String else { continue }
+            expected[path] = (UInt32(attributes), type == "dir" ? 0 : UInt64(size))
+            guard type == "file", path.hasPrefix(package + "\\") else { continue }
+            let relative = path.dropFirst(package.count + 1).replacingOccurrences(of: "\\", with: "/")
+            let target = files + "/" + relative
+            try FileManager.default.createDirectory(atPath: (target as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            var data = [UInt8](repeating: 0x2E, count: size)
+            if relative == "AppxManifest.xml" {
+                data = Array("<Package><Identity Name=\"putty\" Publisher=\"CN=testcert\" Version=\"1.0.1.0\" ProcessorArchitecture=\"x64\" /></Package>".utf8)
+                expected[path]?.size = UInt64(data.count)
+            }
+            try Data(data).write(to: URL(fileURLWithPath: target))
+        }
+        XCTAssertGreaterThan(expected.count, 10)
+        let zip = work + "/putty.msix"
+        try zipDirectory(files, to: zip)
+        let imagePath = work + "/imported.cim"
+        try MSIXImporter.importPackage(at: zip, to: imagePath)
+        let image = try CimImage(path: imagePath)
+        var found: [String: (attributes: UInt32, size: UInt64)] = [:]
+        try image.walk { _, child, components in
+            let entry = try image.entry(child.fileID)
+            found["\\" + components.joined(separator: "\\")] = (entry.attributes, entry.isDirectory ? 0 : entry.defaultStream.length)
+        }
+        XCTAssertEqual(found.keys.sorted(), expected.keys.sorted())
+        for (path, want) in expected {
+            XCTAssertEqual(found[path]?.attributes, want.attributes, path)
+            XCTAssertEqual(found[path]?.size, want.size, path)
+        }
+
+        let windows: CimImage
+        do { windows = try CimImage(path: folder + "/putty.cim") } catch CimError.unsupportedVersion {
+            throw XCTSkip("shape checked from putty.expected.json; this reader does not open format 1.0 images yet, so the byte comparison waits")
+        }
+        let manifest = try windows.data(package + "\\AppxManifest.xml")
+        XCTAssertEqual(try AppxIdentity.parse(manifest: manifest, path: folder).packageFullName, Self.puttyFullName)
+        try assertRepackagedTreeMatches(windows, package: package, work: work)
+    }
+
+    func zipDirectory(_ directory: String, to zip: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        guard let python = ImportTestSupport.python else { throw XCTSkip("python3 is not installed") }
+        let script = """
+            import os, sys, urllib.parse, zipfile
+            src, out = sys.argv[1], sys.argv[2]
+            with zipfile.ZipFile(out, 'w', zipfile.ZIP_DEFLATED) as z:
+                for root, dirs, names in os.walk(src):
+                    for name in sorted(names):
+                        path = os.path.join(root, name)
+                        z.write(path, urllib.parse.quote(os.path.relpath(path, src).replace(os.sep, '/')))
+                z.writestr('[Content_Types].xml', '<Types/>')
+            """
+        let result = try ImportTestSupport.run(python, ["-c", script, directory, zip])
+        XCTAssertEqual(result.status, 0, result.output, file: file, line: line)
+    }
+
+    /// Writes the files below `package` of `image` into a zip (names percent-encoded,
+    /// a `[Content_Types].xml` added), imports it, and compares the two trees.
+    func assertRepackagedTreeMatches(_ image: CimImage, package: String, work: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let files = work + "/repack-files"
+        var expected: [String: (isDirectory: Bool, attributes: UInt32, data: [UInt8])] = [:]
+        try image.walk(from: try image.lookup(path: package)) { _, child, components in
+            let relative = components.joined(separator: "/")
+            let entry = try image.entry(child.fileID)
+            let data = entry.isDirectory ? [] : try image.read(entry.defaultStream, at: 0, length: Int(entry.defaultStream.length), fileID: child.fileID)
+            expected[relative] = (entry.isDirectory, entry.attributes, data)
+            if entry.isDirectory {
+                try FileManager.default.createDirectory(atPath: files + "/" + relative, withIntermediateDirectories: true)
+            } else {
+                try FileManager.default.createDirectory(atPath: files + "/" + (components.dropLast().joined(separator: "/")), withIntermediateDirectories: true)
+                try Data(data).write(to: URL(fileURLWithPath: files + "/" + relative))
+            }
+        }
+        let zip = work + "/repacked.msix"
+        try zipDirectory(files, to: zip, file: file, line: line)
+        let images = work + "/repack-images"
+        try FileManager.default.createDirectory(atPath: images, withIntermediateDirectories: true)
+        let summary = try MSIXImporter.importPackage(at: zip, to: images + "/repacked.cim")
+        XCTAssertEqual(summary.packageDirectory, package, file: file, line: line)
+        let repacked = try CimImage(path: images + "/repacked.cim")
+        var found: [String: (isDirectory: Bool, attributes: UInt32, data: [UInt8])] = [:]
+        try repacked.walk(from: try repacked.lookup(path: package)) { _, child, components in
+            let entry = try repacked.entry(child.fileID)
+            let data = entry.isDirectory ? [] : try repacked.read(entry.defaultStream, at: 0, length: Int(entry.defaultStream.length), fileID: child.fileID)
+            found[components.joined(separator: "/")] = (entry.isDirectory, entry.attributes, data)
+        }
+        XCTAssertEqual(found.keys.sorted(), expected.keys.sorted(), file: file, line: line)
+        for (path, want) in expected {
+            guard let got = found[path] else { continue }
+            XCTAssertEqual(got.isDirectory, want.isDirectory, path, file: file, line: line)
+            XCTAssertEqual(got.attributes, want.attributes, path, file: file, line: line)
+            XCTAssertEqual(got.data, want.data, path, file: file, line: line)
+        }
     }
 }
