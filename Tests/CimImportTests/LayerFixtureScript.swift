@@ -101,7 +101,7 @@ types = ['application/vnd.oci.image.layer.v1.tar+gzip', 'application/vnd.oci.ima
 def sha(data):
     return 'sha256:' + hashlib.sha256(data).hexdigest()
 
-def layout(path, blobs, tars, corrupt=False):
+def layout(path, blobs, tars, corrupt=False, docker=False):
     os.makedirs(os.path.join(path, 'blobs', 'sha256'), exist_ok=True)
     def put(data):
         open(os.path.join(path, 'blobs', 'sha256', hashlib.sha256(data).hexdigest()), 'wb').write(data)
@@ -109,9 +109,14 @@ def layout(path, blobs, tars, corrupt=False):
     config = json.dumps({'architecture': 'amd64', 'os': 'windows', 'os.version': '10.0.20348.1',
                          'rootfs': {'type': 'layers', 'diff_ids': [sha(t) for t in tars]}}).encode()
     layers = []
-    for blob, media in zip(blobs, types):
+    for index, (blob, media) in enumerate(zip(blobs, types)):
         descriptor = put(blob)
         descriptor['mediaType'] = media
+        if docker:
+            # Docker's types: the base as a foreign layer (its blob present), the others plain gzip ones.
+            descriptor['mediaType'] = 'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip' if index == 0 else 'application/vnd.docker.image.rootfs.diff.tar.gzip'
+            if index == 0:
+                descriptor['urls'] = ['https://mcr.microsoft.com/v2/windows/nanoserver/blobs/' + descriptor['digest']]
         layers.append(descriptor)
     configDescriptor = put(config)
     configDescriptor['mediaType'] = 'application/vnd.oci.image.config.v1+json'
@@ -119,6 +124,17 @@ def layout(path, blobs, tars, corrupt=False):
                            'config': configDescriptor, 'layers': layers}).encode()
     manifestDescriptor = put(manifest)
     manifestDescriptor['mediaType'] = 'application/vnd.oci.image.manifest.v1+json'
+    if docker:
+        # A manifest list with a Linux entry first: the windows one must be chosen.
+        linux = put(b'{"schemaVersion": 2, "layers": []}')
+        linux['mediaType'] = 'application/vnd.docker.distribution.manifest.v2+json'
+        linux['platform'] = {'os': 'linux', 'architecture': 'amd64'}
+        manifestDescriptor['mediaType'] = 'application/vnd.docker.distribution.manifest.v2+json'
+        manifestDescriptor['platform'] = {'os': 'windows', 'architecture': 'amd64'}
+        listing = json.dumps({'schemaVersion': 2, 'mediaType': 'application/vnd.docker.distribution.manifest.list.v2+json',
+                              'manifests': [linux, manifestDescriptor]}).encode()
+        manifestDescriptor = put(listing)
+        manifestDescriptor['mediaType'] = 'application/vnd.docker.distribution.manifest.list.v2+json'
     manifestDescriptor['annotations'] = {'org.opencontainers.image.ref.name': 'ltsc2022'}
     open(os.path.join(path, 'index.json'), 'w').write(json.dumps({'schemaVersion': 2, 'manifests': [manifestDescriptor]}))
     open(os.path.join(path, 'oci-layout'), 'w').write('{"imageLayoutVersion": "1.0.0"}')
@@ -131,6 +147,7 @@ def layout(path, blobs, tars, corrupt=False):
 
 layout(os.path.join(out, 'oci'), blobs, tars)
 layout(os.path.join(out, 'oci-corrupt'), blobs, tars, corrupt=True)
+layout(os.path.join(out, 'docker'), blobs, tars, docker=True)
 
 # Broken layers.
 open(os.path.join(out, 'truncated.tar.gz'), 'wb').write(blobs[0][:len(blobs[0]) // 2])

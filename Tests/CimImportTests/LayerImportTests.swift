@@ -210,6 +210,14 @@ final class LayerImportTests: XCTestCase {
             XCTAssertEqual(ImportTestSupport.lstat(mount + "/Files/Windows/System32/config/SYSTEM")?.st_nlink, 2)
         }
 
+        // Docker media types, a foreign base layer whose blob is present, a manifest list: the same chain.
+        let dockerDestination = fixtures + "/docker-images"
+        try FileManager.default.createDirectory(atPath: dockerDestination, withIntermediateDirectories: true)
+        let docker = try OCIImageImporter(argument: fixtures + "/docker").importImage(into: dockerDestination)
+        XCTAssertEqual(docker.map { ($0.imagePath as NSString).lastPathComponent }, layers.map { ($0.imagePath as NSString).lastPathComponent })
+        XCTAssertEqual(docker.map(\.imported), [true, true, true])
+        XCTAssertTrue(try CimImage(path: docker[2].imagePath).verify().isClean)
+
         // Importing again reuses every layer; nothing new is written.
         let before = ImportTestSupport.listing(destination)
         let again = try importer.importImage(into: destination)
