@@ -274,7 +274,9 @@ struct LayerImportState {
             while true {
                 let n = try tar.readData(into: buffer)
                 if n == 0 { break }
-                try sink.write(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+                let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
+                // Sparse files arrive as data: their zero runs become holes in the region file.
+                if chunk.allSatisfy({ $0 == 0 }) { sink.writeZeros(UInt64(n)) } else { try sink.write(chunk) }
             }
         }
     }

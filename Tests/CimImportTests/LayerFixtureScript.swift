@@ -69,6 +69,7 @@ def base(tar):
     entry(tar, 'Files/junction', tarfile.SYMTYPE, link='C:\\Windows', attr=0x400 | 0x10, pax={'MSWINDOWS.mountpoint': '1'})
     entry(tar, 'Files/hard.txt', tarfile.LNKTYPE, link='Files/readme.txt')
     entry(tar, 'Files/big.bin', data=BIG, attr=0x20, sd=SD_B)
+    entry(tar, 'Files/sparse.bin', data=bytes(2 << 20) + b'end', attr=0x20 | 0x200)
     entry(tar, 'Files/olddir/a.txt', data=b'a', attr=0x20)
     entry(tar, 'Files/olddir/sub/b.txt', data=b'b', attr=0x20)
     entry(tar, 'Files/gone.txt', data=b'gone soon', attr=0x20)

@@ -119,6 +119,13 @@ final class LayerImportTests: XCTestCase {
             XCTAssertEqual(try base.lookup(path: "\\Hives\\\(hive)"), try base.lookup(path: "\\Files\\Windows\\System32\\config\\\(config)"), hive)
         }
         XCTAssertEqual(try base.data("\\UtilityVM\\Files\\uvm.txt"), Array("utility vm".utf8))
+        // Zero runs of a file become holes in the region file.
+        XCTAssertEqual(try base.data("\\Files\\sparse.bin"), [UInt8](repeating: 0, count: 2 << 20) + Array("end".utf8))
+        XCTAssertEqual(try base.entry(try base.lookup(path: "\\Files\\sparse.bin")).attributes, CimFormat.Attribute.archive | CimFormat.Attribute.sparseFile)
+        let baseRegions = try FileManager.default.contentsOfDirectory(atPath: destination).filter { $0.hasPrefix("region_\(base.regionSet)_") }
+        let allocated = baseRegions.compactMap { ImportTestSupport.lstat(destination + "/" + $0) }.reduce(0) { $0 + Int($1.st_blocks) * 512 }
+        let apparent = baseRegions.compactMap { ImportTestSupport.lstat(destination + "/" + $0) }.reduce(0) { $0 + Int($1.st_size) }
+        XCTAssertLessThan(allocated, apparent - (1 << 20), "the 2 MiB of zeros take no disk space")
 
         // Layer 2: whiteouts, a new file, a hard link into the parent, a delta hive.
         let second = images[1]
@@ -167,7 +174,8 @@ final class LayerImportTests: XCTestCase {
         let baseTree = ["Windows", "Windows/System32", "Windows/System32/config", "Windows/System32/config/DEFAULT",
                         "Windows/System32/config/SAM", "Windows/System32/config/SECURITY", "Windows/System32/config/SYSTEM",
                         "Windows/System32/config/Software", "ads.txt", "big.bin", "ea.txt", "gone.txt", "hard.txt", "hidden.sys",
-                        "junction", "link_abs", "link_rel", "nosd.txt", "olddir", "olddir/a.txt", "olddir/sub", "olddir/sub/b.txt", "readme.txt"]
+                        "junction", "link_abs", "link_rel", "nosd.txt", "olddir", "olddir/a.txt", "olddir/sub", "olddir/sub/b.txt", "readme.txt",
+                        "sparse.bin"]
         let secondTree = (baseTree.filter { $0 != "gone.txt" && !$0.hasPrefix("olddir") } + ["new.txt", "crosslink.bin"]).sorted()
         let thirdTree = (secondTree + ["olddir", "olddir/c.txt"]).sorted()
         for (image, expected) in zip(images, [baseTree, secondTree, thirdTree]) {
