@@ -1,73 +1,7 @@
-#if canImport(Glibc)
-import Glibc
-#endif
-import Crypto
-
 /// A forward-only stream of bytes (a file, stdin, a decompressor).
 public protocol ByteSource: AnyObject {
     /// Reads up to `buffer.count` bytes; 0 means the end of the stream.
     func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int
     /// A name for errors (a path, `-` for stdin, a blob digest).
     var name: String { get }
-}
-
-/// Bytes of a file descriptor, counted and optionally hashed with SHA-256
-/// as they pass (blob digests are checked this way, in one pass).
-public final class FileByteSource: ByteSource {
-    public let name: String
-    private let fd: Int32
-    private let ownsDescriptor: Bool
-    private var hasher: SHA256?
-    /// Bytes read so far.
-    public private(set) var bytesRead: UInt64 = 0
-
-    /// Opens `path` for reading (`-` is stdin).
-    public init(path: String, hashing: Bool = false) throws {
-        name = path == "-" ? "stdin" : path
-        if path == "-" {
-            fd = 0
-            ownsDescriptor = false
-        } else {
-            fd = open(path, O_RDONLY | O_CLOEXEC)
-            guard fd >= 0 else { throw ImportError.io(path: path, errno: errno, what: "open") }
-            ownsDescriptor = true
-        }
-        if hashing { hasher = SHA256() }
-    }
-
-    deinit { if ownsDescriptor { close(fd) } }
-
-    public func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
-        guard let base = buffer.baseAddress, buffer.count > 0 else { return 0 }
-        while true {
-            let n = Glibc.read(fd, base, buffer.count)
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw ImportError.io(path: name, errno: errno, what: "read at byte \(bytesRead)")
-            }
-            if n > 0 {
-                hasher?.update(bufferPointer: UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
-                bytesRead += UInt64(n)
-            }
-            return n
-        }
-    }
-
-    /// `sha256:<hex>` of every byte read (hashing must have been asked for).
-    public func digest() -> String? {
-        hasher.map { "sha256:" + Hex.string($0.finalize()) }
-    }
-}
-
-/// Lower-case hexadecimal text.
-enum Hex {
-    static func string<S: Sequence>(_ bytes: S) -> String where S.Element == UInt8 {
-        let digits = Array("0123456789abcdef")
-        var text = ""
-        for byte in bytes {
-            text.append(digits[Int(byte >> 4)])
-            text.append(digits[Int(byte & 15)])
-        }
-        return text
-    }
 }

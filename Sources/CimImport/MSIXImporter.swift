@@ -3,16 +3,6 @@ import Glibc
 #endif
 import CimFS
 
-/// What ``MSIXImporter/importPackage(at:to:rootDirectory:writer:progress:)`` did.
-public struct MSIXImportSummary: Sendable {
-    public var imagePath: String
-    public var identity: AppxIdentity
-    /// `\ROOT\<PackageFullName>`, the package's directory in the image.
-    public var packageDirectory: String
-    public var files: Int
-    public var dataBytes: UInt64
-}
-
 /// Lays an MSIX package out in a CIM as `msixmgr -Unpack … -create
 /// -fileType cim -rootDirectory NAME` does: `\NAME\<PackageFullName>\`
 /// holds every file of the package (zip names percent-decoded), the
@@ -158,8 +148,4 @@ public enum MSIXImporter {
         clock_gettime(CLOCK_REALTIME, &now)
         return LayerMetadata.fileTime(seconds: Int64(now.tv_sec), fraction: Int64(now.tv_nsec) / 100)
     }
-}
-
-extension String {
-    func caseInsensitiveEquals(_ other: String) -> Bool { lowercased() == other.lowercased() }
 }
