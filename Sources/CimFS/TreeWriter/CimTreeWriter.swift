@@ -75,7 +75,7 @@ public final class CimTreeWriter {
         var created: Set<String> = []
         func open(_ index: Int, _ type: CimFormat.RegionType) throws {
             let finalName = CimFormat.regionFileName(set: guid, index: index)
-            let temporary = WriterPaths.join(directory, ".\(finalName).\(getpid()).partial")
+            let temporary = WriterImageFiles.temporaryPath(directory: directory, finalName: finalName)
             opened.append(try WriterRegionFile(indexInSet: UInt16(index), type: type, finalPath: WriterPaths.join(directory, finalName),
                                                temporaryPath: temporary, formatVersion: options.formatVersion))
             created.insert(temporary)
@@ -171,90 +171,22 @@ public final class CimTreeWriter {
         let layout = try CimTreeLayout(root: root, imagePath: imagePath)
         let totalRegions = UInt64(store.baseIndex) + UInt64(regions.count)
         let upcase = try store.storeMetadata(WriterUpcaseTable.bytes)
-        var tableDirectory = WriterByteBuffer()
-        var table = WriterByteBuffer(capacity: CimFormat.filesPerTable * options.entrySize)
-        var entriesInTable = 0
         let total = layout.nodes.count
-        for index in 0..<total {
-            table.append(try entry(index: index, layout: layout, totalRegions: totalRegions))
-            entriesInTable += 1
-            if entriesInTable == CimFormat.filesPerTable || index == total - 1 {
-                let offset = try store.storeMetadata(table.bytes)
-                tableDirectory.u64(offset)
-                tableDirectory.u16(UInt16(entriesInTable))
-                tableDirectory.u16(UInt16(options.entrySize))
-                tableDirectory.u32(0)
-                table = WriterByteBuffer(capacity: CimFormat.filesPerTable * options.entrySize)
-                entriesInTable = 0
-            }
+        let filesystemOffset = try WriterImageFiles.storeFileTables(count: total, entrySize: options.entrySize, upcase: upcase, store: store) { index in
             if index % 1024 == 1023 {
-                options.progress?(CimWriteProgress(phase: "write", filesDone: index + 1, filesTotal: total, bytesDone: dataBytes))
+                options.progress?(CimWriteProgress(phase: "write", filesDone: index, filesTotal: total, bytesDone: dataBytes))
             }
+            return try entry(index: index, layout: layout, totalRegions: totalRegions)
         }
-        let tableCount = (total + CimFormat.filesPerTable - 1) / CimFormat.filesPerTable
-        let tableDirectoryOffset = try store.storeMetadata(tableDirectory.bytes)
-        var filesystem = WriterByteBuffer(capacity: CimFormat.filesystemObjectSize)
-        filesystem.u64(upcase)
-        filesystem.u64(tableDirectoryOffset)
-        filesystem.u32(UInt32(tableCount))
-        filesystem.u32(1)
-        let filesystemOffset = try store.storeMetadata(filesystem.bytes)
-
-        for region in regions { try region.finish() }
-        var objectIDFiles: [(temporary: String, final: String)] = []
-        for region in regions {
-            let finalName = CimFormat.objectIDFileName(set: guid, index: Int(region.indexInSet))
-            let temporary = WriterPaths.join(directory, ".\(finalName).\(getpid()).partial")
-            created.insert(temporary)
-            try WriterImageJob.writeFile(temporary, bytes: region.objectIDFileBytes(formatVersion: options.formatVersion))
-            objectIDFiles.append((temporary, WriterPaths.join(directory, finalName)))
-        }
-        var header = WriterByteBuffer()
-        let parentSets = parent?.regionSets ?? []
-        WriterRegionFile.commonHeader(&header, length: UInt32(CimFormat.filesystemHeaderSize + CimFormat.regionSetSize * parentSets.count),
-                                      type: .filesystem, version: options.formatVersion)
-        header.append(guid.bytes)
-        header.u16(UInt16(regions.count))
-        header.u16(0)
-        header.u32(0)
-        header.u64(filesystemOffset)
-        header.u32(0)
-        header.u16(0)
-        header.u16(UInt16(parentSets.count))
-        for set in parentSets {
-            header.append(set.guid.bytes)
-            header.u16(set.regionCount)
-            header.u16(0)
-            header.u32(0)
-        }
-        let cimTemporary = WriterPaths.join(directory, ".\(WriterPaths.fileName(of: imagePath)).\(getpid()).partial")
-        created.insert(cimTemporary)
-        try WriterImageJob.writeFile(cimTemporary, bytes: header.bytes)
-        for region in regions { try rename(region.temporaryPath, region.finalPath) }
-        for file in objectIDFiles { try rename(file.temporary, file.final) }
-        if link(cimTemporary, imagePath) != 0 {
-            let code = errno
-            if code == EEXIST { throw CimError.invalidInput("\(imagePath): already exists; remove it first or choose another name") }
-            throw CimError.io(path: imagePath, offset: 0, errno: code, what: "link \(cimTemporary)")
-        }
-        created.insert(imagePath)
-        unlink(cimTemporary)
-        created.remove(cimTemporary)
-        WriterImageJob.syncDirectory(directory)
+        let objectIDFiles = try WriterImageFiles.publish(regions: regions, guid: guid, parentSets: parent?.regionSets ?? [],
+                                                         filesystemOffset: filesystemOffset, formatVersion: options.formatVersion,
+                                                         directory: directory, imagePath: imagePath, created: &created)
         return CimWriteSummary(
-            imagePath: imagePath, regionSet: guid, regionFiles: regions.map(\.finalPath), objectIDFiles: objectIDFiles.map(\.final),
+            imagePath: imagePath, regionSet: guid, regionFiles: regions.map(\.finalPath), objectIDFiles: objectIDFiles,
             parentRegionCount: Int(store.baseIndex), fileCount: total,
             directoryCount: layout.nodes.filter { $0.kind == .directory }.count, linkCount: layout.linkCount,
             dataBytes: dataBytes, storedDataBytes: store.storedDataBytes, deduplicatedBytes: store.deduplicatedBytes,
             sparseFiles: 0, peImageFiles: 0, skipped: [])
-    }
-
-    private func rename(_ from: String, _ to: String) throws {
-        if Glibc.rename(from, to) != 0 {
-            throw CimError.io(path: to, offset: 0, errno: errno, what: "rename from \(from)")
-        }
-        created.remove(from)
-        created.insert(to)
     }
 
     private func checkStream(_ stream: CimStream, totalRegions: UInt64, path: String) throws {
