@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "CimFS", targets: ["CimFS"]),
         .library(name: "VolumeSynth", targets: ["VolumeSynth"]),
         .library(name: "NBDServer", targets: ["NBDServer"]),
+        .library(name: "CimImport", targets: ["CimImport"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -34,6 +35,17 @@ let package = Package(
         .target(
             name: "VolumeSynth",
             dependencies: ["CimFS"]
+        ),
+        // zlib (Debian: zlib1g-dev) and libzstd (libzstd-dev), for compressed layers and MSIX packages.
+        .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CZstd", providers: [.apt(["libzstd-dev"])]),
+        // Importers: container layer tars and OCI image layouts → forked CIMs, MSIX packages → app-attach CIMs.
+        .target(
+            name: "CimImport",
+            dependencies: [
+                "CimFS", "CZlib", "CZstd",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
         ),
         // The NBD protocol server, on SwiftNIO.
         .target(
@@ -83,7 +95,7 @@ let package = Package(
         .executableTarget(
             name: "cimnbd",
             dependencies: [
-                "CimFS", "VolumeSynth", "NBDServer", "NBDKernel", "MountService",
+                "CimFS", "VolumeSynth", "NBDServer", "NBDKernel", "MountService", "CimImport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -119,6 +131,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "NBDKernelTests", dependencies: ["NBDKernel"]),
+        .testTarget(name: "CimImportTests", dependencies: ["CimImport", "CimFS", "VolumeSynth", "TestFixtures", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "MountServiceTests", dependencies: ["MountService", "CimFS", "VolumeSynth", "NBDServer", "TestFixtures"]),
     ]
 )

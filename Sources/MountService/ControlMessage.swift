@@ -15,10 +15,13 @@ public struct ControlRequest: Codable, Sendable, Equatable {
     public var fileMask: UInt16?
     public var force: Bool?
     public var device: String?
+    /// Image directory to mount as the volume's root (mount only).
+    public var root: String?
 
     public init(op: Operation, directory: String? = nil, name: String? = nil, flags: UInt32? = nil, guid: String? = nil,
                 uid: UInt32? = nil, gid: UInt32? = nil, directoryMask: UInt16? = nil, fileMask: UInt16? = nil,
-                force: Bool? = nil, device: String? = nil) {
+                force: Bool? = nil, device: String? = nil, root: String? = nil) {
+        self.root = root
         self.op = op
         self.directory = directory
         self.name = name

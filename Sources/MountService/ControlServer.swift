@@ -179,7 +179,7 @@ public final class ControlServer: @unchecked Sendable {
                 let defaults = MappingOptions()
                 let mapping = MappingOptions(uid: request.uid ?? defaults.uid, gid: request.gid ?? defaults.gid,
                                              directoryMask: request.directoryMask ?? defaults.directoryMask,
-                                             fileMask: request.fileMask ?? defaults.fileMask)
+                                             fileMask: request.fileMask ?? defaults.fileMask, root: request.root)
                 let record = try manager.mount(directory: directory, name: name, flags: request.flags ?? 0, guid: guid,
                                                mapping: mapping, callerUID: uid, callerGID: gid)
                 return ControlResponse(ok: true, record: record, uri: manager.uri(for: record.guid))

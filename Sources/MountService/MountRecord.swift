@@ -17,6 +17,9 @@ public struct MountRecord: Codable, Sendable, Equatable {
     public var fileMask: UInt16
     /// The kernel device it is attached to, if any (e.g. `/dev/nbd0`).
     public var device: String?
+    /// The image directory mounted as the volume's root (`--root`); absent in
+    /// records written before it existed, meaning the image root.
+    public var root: String?
 
     public init(guid: String, imageDirectory: String, imageName: String, flags: UInt32, mapping: MappingOptions, device: String? = nil) {
         self.guid = guid
@@ -28,10 +31,11 @@ public struct MountRecord: Codable, Sendable, Equatable {
         self.directoryMask = mapping.directoryMask
         self.fileMask = mapping.fileMask
         self.device = device
+        self.root = mapping.root
     }
 
     public var mapping: MappingOptions {
-        MappingOptions(uid: uid, gid: gid, directoryMask: directoryMask, fileMask: fileMask)
+        MappingOptions(uid: uid, gid: gid, directoryMask: directoryMask, fileMask: fileMask, root: root)
     }
 
     /// Path of the `.cim` file.

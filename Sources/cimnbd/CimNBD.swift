@@ -12,7 +12,7 @@ struct CimNBD: AsyncParsableCommand {
 
             Start here: cimnbd serve (serves a demo image), then cimnbd mount DIR NAME.cim.
             """,
-        subcommands: [CimCommand.self, ExportCommand.self, ServeCommand.self, MountCommand.self, DismountCommand.self, ListCommand.self,
+        subcommands: [CimCommand.self, ImageCommand.self, ExportCommand.self, ServeCommand.self, MountCommand.self, DismountCommand.self, ListCommand.self,
                       AttachCommand.self, DetachCommand.self, StatusCommand.self, ReconnectCommand.self]
     )
 }
@@ -22,6 +22,7 @@ struct CimCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cim",
         abstract: "Inspect, create and extract CIM images.",
-        subcommands: [CimListCommand.self, CimStatCommand.self, CimCatCommand.self, CimVerifyCommand.self, CimCreateCommand.self, CimExtractCommand.self]
+        subcommands: [CimListCommand.self, CimStatCommand.self, CimCatCommand.self, CimVerifyCommand.self, CimCreateCommand.self, CimExtractCommand.self,
+                      CimImportLayerCommand.self, CimImportMSIXCommand.self]
     )
 }

@@ -95,7 +95,7 @@ struct MountCommand: ParsableCommand {
         let absolute = dir.hasPrefix("/") ? dir : FileManager.default.currentDirectoryPath + "/" + dir
         let response = try daemon.send(ControlRequest(op: .mount, directory: absolute, name: image, flags: flagValue, guid: volumeID,
                                                       uid: options.uid, gid: options.gid, directoryMask: options.directoryMask,
-                                                      fileMask: options.fileMask))
+                                                      fileMask: options.fileMask, root: options.root))
         let guid = response.record?.guid ?? ""
         print(guid)
         print(response.uri ?? "")

@@ -17,10 +17,13 @@ struct MappingArguments: ParsableArguments {
     @Option(help: ArgumentHelp("Octal bits cleared from 0666 for files; the read-only attribute also clears the write bits. Example: --fmask 077 (files 0600)", valueName: "MASK"))
     var fmask: String = "022"
 
+    @Option(help: ArgumentHelp("Image directory to use as the volume's root instead of the image root; link counts count only what is inside it. A container layer's filesystem is \\Files. Example: --root '\\Files'", valueName: "PATH"))
+    var root: String?
+
     func options() throws -> MappingOptions {
         guard let d = UInt16(dmask, radix: 8), d <= 0o777 else { throw ValidationError("--dmask must be an octal mask such as 022") }
         guard let f = UInt16(fmask, radix: 8), f <= 0o777 else { throw ValidationError("--fmask must be an octal mask such as 022") }
-        return MappingOptions(uid: uid, gid: gid, directoryMask: d, fileMask: f)
+        return MappingOptions(uid: uid, gid: gid, directoryMask: d, fileMask: f, root: root)
     }
 }
 

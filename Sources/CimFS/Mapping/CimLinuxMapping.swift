@@ -69,15 +69,16 @@ package struct CimLinuxMapping: Sendable {
 
     /// Walks the image once (metadata only) to learn symlink targets (which
     /// may depend on the depth of the link's first name), replaced names and
-    /// renamed links.
-    package init(image: CimImage, absoluteTargets: AbsoluteTargets) throws {
+    /// renamed links. With `root`, only that directory's subtree is walked,
+    /// and link depths count from it (it is the root of the Linux tree).
+    package init(image: CimImage, absoluteTargets: AbsoluteTargets, root: CimFileID? = nil) throws {
         self.image = image
         self.absoluteTargets = absoluteTargets
         var seen = [Bool](repeating: false, count: Int(image.maxFileID) + 1)
         var reparseNodes: [(CimFileID, Int)] = []
         var replaced: [CimFileID: [UInt16]] = [:]
         var renamed: [CimFileID: [OriginalNameEA.RenamedLink]] = [:]
-        try image.walk { _, child, components in
+        try image.walk(from: root) { _, child, components in
             let index = Int(child.fileID)
             guard index < seen.count, !seen[index] else { return }
             seen[index] = true

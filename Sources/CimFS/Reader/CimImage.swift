@@ -404,13 +404,15 @@ public final class CimImage: Sendable {
         return counts
     }
 
-    /// Visits every directory entry below the root, depth first, in on-disk
-    /// order. Directory cycles and directories reached twice are errors, so
-    /// the walk always ends. The callback gets the parent FileID, the entry
-    /// and its path components.
-    public func walk(_ visit: (CimFileID, CimDirectoryEntry, [String]) throws -> Void) throws {
-        var visited = Set<CimFileID>([rootID])
-        var stack: [(CimFileID, [String])] = [(rootID, [])]
+    /// Visits every directory entry below the root (or below the directory
+    /// `start`), depth first, in on-disk order. Directory cycles and
+    /// directories reached twice are errors, so the walk always ends. The
+    /// callback gets the parent FileID, the entry and its path components
+    /// (relative to where the walk starts).
+    public func walk(from start: CimFileID? = nil, _ visit: (CimFileID, CimDirectoryEntry, [String]) throws -> Void) throws {
+        let origin = start ?? rootID
+        var visited = Set<CimFileID>([origin])
+        var stack: [(CimFileID, [String])] = [(origin, [])]
         while let (dir, components) = stack.popLast() {
             var subdirectories: [(CimFileID, [String])] = []
             for child in try children(of: dir) {

@@ -35,13 +35,10 @@ struct WriterImageJob {
         for path in created { unlink(path) }
     }
 
-    private func temporaryName(for finalName: String) -> String {
-        WriterPaths.join(directory, ".\(finalName).\(getpid()).partial")
-    }
 
     private mutating func openRegion(index: Int, type: CimFormat.RegionType) throws -> WriterRegionFile {
         let finalName = CimFormat.regionFileName(set: guid, index: index)
-        let temporary = temporaryName(for: finalName)
+        let temporary = WriterImageFiles.temporaryPath(directory: directory, finalName: finalName)
         let region = try WriterRegionFile(indexInSet: UInt16(index), type: type, finalPath: WriterPaths.join(directory, finalName),
                                           temporaryPath: temporary, formatVersion: options.formatVersion)
         created.insert(temporary)
@@ -70,99 +67,24 @@ struct WriterImageJob {
         let copyBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: copyBufferSize, alignment: 4096)
         defer { copyBuffer.deallocate() }
 
-        // File entries, table by table (1024 per table).
-        var tableDirectory = WriterByteBuffer()
-        let entrySize = options.effectiveEntrySize
-        var table = WriterByteBuffer(capacity: CimFormat.filesPerTable * entrySize)
-        var entriesInTable = 0
         let total = tree.records.count
-        for (index, record) in tree.records.enumerated() {
-            table.append(try entry(for: record, store: store, buffer: copyBuffer))
-            entriesInTable += 1
-            if entriesInTable == CimFormat.filesPerTable || index == total - 1 {
-                let offset = try store.storeMetadata(table.bytes)
-                tableDirectory.u64(offset)
-                tableDirectory.u16(UInt16(entriesInTable))
-                tableDirectory.u16(UInt16(entrySize))
-                tableDirectory.u32(0)
-                table = WriterByteBuffer(capacity: CimFormat.filesPerTable * entrySize)
-                entriesInTable = 0
-            }
+        let filesystemOffset = try WriterImageFiles.storeFileTables(count: total, entrySize: options.effectiveEntrySize, upcase: upcase, store: store) { index in
             if index % 1024 == 1023 {
-                options.progress?(CimWriteProgress(phase: "write", filesDone: index + 1, filesTotal: total, bytesDone: bytesRead))
+                options.progress?(CimWriteProgress(phase: "write", filesDone: index, filesTotal: total, bytesDone: bytesRead))
             }
+            return try entry(for: tree.records[index], store: store, buffer: copyBuffer)
         }
-        let tableCount = (total + CimFormat.filesPerTable - 1) / CimFormat.filesPerTable
-        let tableDirectoryOffset = try store.storeMetadata(tableDirectory.bytes)
-        var filesystem = WriterByteBuffer(capacity: CimFormat.filesystemObjectSize)
-        filesystem.u64(upcase)
-        filesystem.u64(tableDirectoryOffset)
-        filesystem.u32(UInt32(tableCount))
-        filesystem.u32(1)  // root FileID
-        let filesystemOffset = try store.storeMetadata(filesystem.bytes)
         options.progress?(CimWriteProgress(phase: "finish", filesDone: total, filesTotal: total, bytesDone: bytesRead))
-
-        // Region files, then object-id files, then the .cim: a reader never
-        // finds a .cim whose regions are not complete.
-        for region in regions { try region.finish() }
-        var objectIDFiles: [(temporary: String, final: String)] = []
-        for region in regions {
-            let finalName = CimFormat.objectIDFileName(set: guid, index: Int(region.indexInSet))
-            let temporary = temporaryName(for: finalName)
-            created.insert(temporary)
-            try WriterImageJob.writeFile(temporary, bytes: region.objectIDFileBytes(formatVersion: options.formatVersion))
-            objectIDFiles.append((temporary, WriterPaths.join(directory, finalName)))
-        }
-        var header = WriterByteBuffer()
-        let parentSets = parent?.regionSets ?? []
-        WriterRegionFile.commonHeader(&header, length: UInt32(CimFormat.filesystemHeaderSize + CimFormat.regionSetSize * parentSets.count),
-                                      type: .filesystem, version: options.formatVersion)
-        header.append(guid.bytes)
-        header.u16(UInt16(regions.count))
-        header.u16(0)
-        header.u32(0)
-        header.u64(filesystemOffset)
-        header.u32(0)
-        header.u16(0)
-        header.u16(UInt16(parentSets.count))
-        for set in parentSets {
-            header.append(set.guid.bytes)
-            header.u16(set.regionCount)
-            header.u16(0)
-            header.u32(0)
-        }
-        let cimTemporary = temporaryName(for: WriterPaths.fileName(of: imagePath))
-        created.insert(cimTemporary)
-        try WriterImageJob.writeFile(cimTemporary, bytes: header.bytes)
-
-        for region in regions { try rename(region.temporaryPath, region.finalPath) }
-        for file in objectIDFiles { try rename(file.temporary, file.final) }
-        // link() instead of rename(): fails rather than replaces if a .cim of
-        // that name appeared meanwhile.
-        if link(cimTemporary, imagePath) != 0 {
-            let code = errno
-            if code == EEXIST { throw CimError.invalidInput("\(imagePath): already exists; remove it first or choose another name") }
-            throw CimError.io(path: imagePath, offset: 0, errno: code, what: "link \(cimTemporary)")
-        }
-        created.insert(imagePath)
-        unlink(cimTemporary)
-        created.remove(cimTemporary)
-        WriterImageJob.syncDirectory(directory)
+        let objectIDFiles = try WriterImageFiles.publish(regions: regions, guid: guid, parentSets: parent?.regionSets ?? [],
+                                                         filesystemOffset: filesystemOffset, formatVersion: options.formatVersion,
+                                                         directory: directory, imagePath: imagePath, created: &created)
 
         return CimWriteSummary(
-            imagePath: imagePath, regionSet: guid, regionFiles: regions.map(\.finalPath), objectIDFiles: objectIDFiles.map(\.final),
+            imagePath: imagePath, regionSet: guid, regionFiles: regions.map(\.finalPath), objectIDFiles: objectIDFiles,
             parentRegionCount: parentRegions, fileCount: total,
             directoryCount: tree.records.filter { $0.kind == .directory }.count, linkCount: tree.linkCount,
             dataBytes: dataBytes, storedDataBytes: store.storedDataBytes, deduplicatedBytes: store.deduplicatedBytes,
             sparseFiles: sparseFiles, peImageFiles: peImageFiles, skipped: tree.skipped, renamed: tree.renamed)
-    }
-
-    private mutating func rename(_ from: String, _ to: String) throws {
-        if Glibc.rename(from, to) != 0 {
-            throw CimError.io(path: to, offset: 0, errno: errno, what: "rename from \(from)")
-        }
-        created.remove(from)
-        created.insert(to)
     }
 
     // MARK: - File entries

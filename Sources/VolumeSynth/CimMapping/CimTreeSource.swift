@@ -15,7 +15,8 @@ public final class CimTreeSource: FileTreeSource {
 
     public let image: CimImage
     public let options: MappingOptions
-    public var rootNode: UInt32 { image.rootID }
+    /// The image's root, or the directory ``MappingOptions/root`` names.
+    public let rootNode: UInt32
     public var maxNode: UInt32 { image.maxFileID }
 
     private let mapping: CimLinuxMapping
@@ -25,7 +26,24 @@ public final class CimTreeSource: FileTreeSource {
     public init(image: CimImage, options: MappingOptions = MappingOptions()) throws {
         self.image = image
         self.options = options
-        self.mapping = try CimLinuxMapping(image: image, absoluteTargets: .relativeToLink)
+        let root = try CimTreeSource.resolveRoot(options.root, in: image)
+        self.rootNode = root
+        self.mapping = try CimLinuxMapping(image: image, absoluteTargets: .relativeToLink, root: root)
+    }
+
+    /// The FileID of the directory `path` names (`\` or `/` separated; nil or `\`: the image root).
+    public static func resolveRoot(_ path: String?, in image: CimImage) throws -> CimFileID {
+        guard let path, path.contains(where: { $0 != "\\" && $0 != "/" }) else { return image.rootID }
+        let id: CimFileID
+        do { id = try image.lookup(path: path) } catch CimError.notFound {
+            throw CimError.invalidInput("\(image.path): --root \(path): no such directory in the image")
+        } catch CimError.notADirectory {
+            throw CimError.invalidInput("\(image.path): --root \(path): a component is not a directory")
+        }
+        guard try image.entry(id).isDirectory else {
+            throw CimError.invalidInput("\(image.path): --root \(path): not a directory")
+        }
+        return id
     }
 
     /// Problems met while mapping (values left out), one line per file.
