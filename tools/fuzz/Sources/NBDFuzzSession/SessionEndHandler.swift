@@ -13,7 +13,7 @@ final class SessionEndHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private let connection: NBDConnectionHandler
     /// How often an idle check is repeated while replies are still pending.
-    private static let pollInterval = TimeAmount.microseconds(20)
+    private static let pollInterval = TimeAmount.microseconds(50)
 
     init(connection: NBDConnectionHandler) {
         self.connection = connection
