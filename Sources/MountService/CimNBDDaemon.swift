@@ -81,7 +81,7 @@ public final class CimNBDDaemon: Service, @unchecked Sendable {
         // Plain nbd:// URIs would fail against --tls require.
         let scheme = configuration.server.tls.mode == .require ? "nbds" : "nbd"
         manager = MountManager(registry: registry, store: configuration.statePath.map(MountStateStore.init(path:)),
-                               advertisedAuthority: authority, advertisedScheme: scheme, describePaths: configuration.describePaths,
+                               advertisedAuthority: authority, describePaths: configuration.describePaths, advertisedScheme: scheme,
                                logger: logger, makeVolume: makeVolume)
         if configuration.metricsAddress != nil || configuration.activation?.metricsSocket != nil {
             let metrics = DaemonMetrics()

@@ -149,18 +149,11 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
         processInbound(context: context)
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let stop = event as? NBDGracefulStop {
-            beginDraining(gracePeriod: stop.gracePeriod, context: context)
-        } else {
-            context.fireUserInboundEventTriggered(event)
-        }
-    }
-
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if tlsActive && !tlsEstablished {
             // A failed TLS handshake (wrong key, untrusted certificate) is what
             // an operator looks for in the log; a reset in transmission is not.
+            metrics?.tlsHandshakeFailed()
             logger.notice("TLS handshake failed: \(error); closing")
         } else {
             // Connection resets and the like: nothing to answer, just close.
@@ -171,8 +164,13 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let stop = event as? NBDGracefulStop {
+            beginDraining(gracePeriod: stop.gracePeriod, context: context)
+            return
+        }
         if let tlsEvent = event as? TLSUserEvent, case .handshakeCompleted = tlsEvent {
             tlsEstablished = true
+            metrics?.tlsHandshakeSucceeded()
             logger.info("TLS session established")
         }
         context.fireUserInboundEventTriggered(event)
