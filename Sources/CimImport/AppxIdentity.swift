@@ -22,6 +22,11 @@ public struct AppxIdentity: Sendable, Equatable {
         "\(name)_\(version)_\(architecture)_\(resourceID)_\(AppxIdentity.publisherID(publisher))"
     }
 
+    /// `Name_PublisherId`: the package whatever its version, architecture and resource.
+    public var packageFamilyName: String {
+        "\(name)_\(AppxIdentity.publisherID(publisher))"
+    }
+
     /// The first 8 bytes of SHA-256 of the UTF-16LE publisher string, as 13
     /// characters of `0123456789abcdefghjkmnpqrstvwxyz` (the 64 bits and one
     /// zero bit, 5 bits per character, most significant first).

@@ -9,7 +9,6 @@ struct LayerImportState {
     var entries = 0
     var whiteouts = 0
     var deltaHives: [String] = []
-    var sddlOnly: [String] = []
     var newestTime: UInt64 = 0
     /// Descriptors seen, so identical ones share one array.
     var descriptors: [[UInt8]: [UInt8]] = [:]
@@ -99,7 +98,6 @@ struct LayerImportState {
         }
         var metadata = try LayerMetadata(entry: entry, input: input)
         metadata.securityDescriptor = interned(metadata.securityDescriptor)
-        if metadata.sddlOnly { sddlOnly.append(entry.path) }
         newestTime = max(newestTime, metadata.lastWriteTime)
 
         if let colon = leaf.firstIndex(of: ":") {
@@ -241,9 +239,6 @@ struct LayerImportState {
         var lines: [String] = []
         if !deltaHives.isEmpty {
             lines.append("\(input): registry deltas \(deltaHives.joined(separator: ", ")) stored as they are, not merged into new _BASE hives (Windows merges them with the offline-registry API); the parent's base hives stay in effect")
-        }
-        if !sddlOnly.isEmpty {
-            lines.append("\(input): \(sddlOnly.count) entries carry only an SDDL security descriptor (MSWINDOWS.sd), which is not converted; they got the null descriptor (first: \(sddlOnly[0]))")
         }
         return lines
     }

@@ -16,6 +16,6 @@ public struct LayerImportSummary: Sendable {
     public var compression: String
     /// `sha256:` of the uncompressed tar (the layer's diff_id).
     public var diffID: String
-    /// Things the user should know (unmerged registry deltas, unconverted SDDL), one line each.
+    /// Things the user should know (unmerged registry deltas), one line each.
     public var warnings: [String]
 }

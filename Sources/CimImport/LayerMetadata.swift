@@ -6,7 +6,7 @@ import CimFS
 /// |---|---|
 /// | `MSWINDOWS.fileattr` | FILE_ATTRIBUTE_* word, decimal |
 /// | `MSWINDOWS.rawsd` | self-relative security descriptor, base64 (wins over `MSWINDOWS.sd`) |
-/// | `MSWINDOWS.sd` | security descriptor as SDDL text (not converted: see ``sddlOnly``) |
+/// | `MSWINDOWS.sd` | security descriptor as SDDL text, converted by ``SDDLParser`` |
 /// | `MSWINDOWS.xattr.<name>` | EA value, base64: becomes a FILE_FULL_EA_INFORMATION entry |
 /// | `MSWINDOWS.mountpoint` | `1`: the symlink member is a mount point (junction) |
 /// | `LIBARCHIVE.creationtime` | creation time `sec[.frac]`; absent: the modification time |
@@ -28,8 +28,6 @@ struct LayerMetadata {
     var attributes: UInt32 = 0
     var hasAttributes = false
     var securityDescriptor: [UInt8]
-    /// True when only an SDDL descriptor was given (it is not converted; the null descriptor is used).
-    var sddlOnly = false
     var extendedAttributes: [UInt8]?
     var isMountPoint = false
     var creationTime: UInt64
@@ -51,9 +49,15 @@ struct LayerMetadata {
                 throw fail("\(LayerMetadata.rawSecurityDescriptorKey) is not a self-relative security descriptor (\(bytes.count) bytes, revision \(bytes.first ?? 0))")
             }
             securityDescriptor = bytes
+        } else if let text = pax[LayerMetadata.sddlKey] {
+            // Bad SDDL fails the import: the null descriptor in its place would grant everyone full access.
+            do {
+                securityDescriptor = try SDDLParser.descriptor(text).bytes
+            } catch let failure as SDDLParser.Failure {
+                throw fail("\(LayerMetadata.sddlKey) \"\(text)\": \(failure)")
+            }
         } else {
             securityDescriptor = LayerMetadata.nullSecurityDescriptor
-            sddlOnly = pax[LayerMetadata.sddlKey] != nil
         }
         var eas: [(name: [UInt8], value: [UInt8])] = []
         for key in pax.keys.sorted() where key.hasPrefix(LayerMetadata.eaPrefix) {

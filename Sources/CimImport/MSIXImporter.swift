@@ -8,9 +8,12 @@ import CimFS
 /// holds every file of the package (zip names percent-decoded), the
 /// footprint files (`AppxManifest.xml`, `AppxBlockMap.xml`,
 /// `AppxSignature.p7x`, `AppxMetadata\CodeIntegrity.cat`) included and
-/// `[Content_Types].xml` left out. Files carry the ARCHIVE attribute; every
-/// entry but the root gets the null security descriptor and the import time.
-/// The package full name comes from `<Identity>` (``AppxIdentity``).
+/// `[Content_Types].xml` left out. Files carry the ARCHIVE attribute,
+/// directories only DIRECTORY; every entry but the root (which has no
+/// descriptor and zero times, as in Windows' images) gets the descriptor
+/// msixmgr writes (``MSIXSecurity``) and the import time: msixmgr unpacks
+/// the package to disk and the times are those of the unpacking, not the
+/// zip's. The package full name comes from `<Identity>` (``AppxIdentity``).
 public enum MSIXImporter {
     static let manifestName = "AppxManifest.xml"
     static let contentTypesName = "[Content_Types].xml"
@@ -57,9 +60,13 @@ public enum MSIXImporter {
         let writer = try CimTreeWriter(imagePath: imagePath, options: writerOptions)
         do {
             let now = currentFileTime()
-            func directory() -> CimTreeNode {
+            let security = MSIXSecurity(familyName: identity.packageFamilyName)
+            let topDescriptor = security.descriptor(.top)
+            let directoryDescriptor = security.descriptor(.directory)
+            let fileDescriptor = security.descriptor(.file)
+            func directory(_ descriptor: [UInt8]) -> CimTreeNode {
                 let node = CimTreeNode(kind: .directory)
-                node.securityDescriptor = LayerMetadata.nullSecurityDescriptor
+                node.securityDescriptor = descriptor
                 node.creationTime = now
                 node.lastWriteTime = now
                 node.changeTime = now
@@ -67,9 +74,9 @@ public enum MSIXImporter {
                 return node
             }
             let root = CimTreeNode(kind: .directory)
-            let top = directory()
+            let top = directory(topDescriptor)
             root.setChild(top, named: rootUnits)
-            let package = directory()
+            let package = directory(topDescriptor)
             top.setChild(package, named: Array(fullName.utf16))
             var files = 0
             var dataBytes: UInt64 = 0
@@ -97,7 +104,7 @@ public enum MSIXImporter {
                     if last && !isDirectory {
                         let file = CimTreeNode(kind: .file)
                         file.attributes = CimFormat.Attribute.archive
-                        file.securityDescriptor = LayerMetadata.nullSecurityDescriptor
+                        file.securityDescriptor = fileDescriptor
                         file.creationTime = now
                         file.lastWriteTime = now
                         file.changeTime = now
@@ -109,7 +116,7 @@ public enum MSIXImporter {
                         files += 1
                         dataBytes += item.entry.size
                     } else {
-                        let made = directory()
+                        let made = directory(directoryDescriptor)
                         node.setChild(made, named: units)
                         node = made
                     }

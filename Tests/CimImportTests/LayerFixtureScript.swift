@@ -161,6 +161,14 @@ open(os.path.join(out, 'case.tar'), 'wb').write(build(lambda tar: (entry(tar, 'F
     entry(tar, 'Files/Report.txt', data=b'1'), entry(tar, 'Files/report.TXT', data=b'2'))))
 open(os.path.join(out, 'opaque.tar'), 'wb').write(single('Files/.wh..wh..opq'))
 
+# Descriptors as SDDL only (MSWINDOWS.sd), one with rawsd as well (rawsd wins), and a bad one.
+SDDL = 'O:BAG:SYD:PAI(A;OICI;FA;;;SY)(A;;0x1200a9;;;BU)'
+open(os.path.join(out, 'sddl.tar'), 'wb').write(build(lambda tar: (entry(tar, 'Files', tarfile.DIRTYPE, attr=16, sd=None, pax={'MSWINDOWS.sd': 'D:NO_ACCESS_CONTROL'}),
+    entry(tar, 'Files/sddl.txt', data=b's', sd=None, attr=0x20, pax={'MSWINDOWS.sd': SDDL}),
+    entry(tar, 'Files/both.txt', data=b'b', attr=0x20, pax={'MSWINDOWS.sd': SDDL}))))
+open(os.path.join(out, 'badsddl.tar'), 'wb').write(build(lambda tar: (entry(tar, 'Files', tarfile.DIRTYPE, attr=16),
+    entry(tar, 'Files/bad.txt', data=b'x', sd=None, pax={'MSWINDOWS.sd': 'O:BAD:(A;;FA;;;DU)'}))))
+
 # An MSIX package (a zip): footprint files, a percent-encoded name, stored and deflated members.
 manifest = ('<?xml version="1.0" encoding="utf-8"?>\n'
             '<Package xmlns="http://schemas.microsoft.com/appx/manifest/foundation/windows10">\n'

@@ -303,6 +303,7 @@ final class LayerImportTests: XCTestCase {
         expectFailure("missinglink.tar", ["Files/link.txt", "Files/nothere.txt", "does not exist"])
         expectFailure("case.tar", ["Files/report.TXT", "differs only in case", "Report.txt"])
         expectFailure("opaque.tar", ["Files/.wh..wh..opq", "opaque"])
+        expectFailure("badsddl.tar", ["Files/bad.txt", "MSWINDOWS.sd", "DU", "domain"])
 
         do {
             _ = try OCIImageImporter(argument: fixtures + "/oci-corrupt").importImage(into: destination)

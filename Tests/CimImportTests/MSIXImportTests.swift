@@ -3,6 +3,7 @@ import XCTest
 @testable import CimImport
 import CimFS
 import VolumeSynth
+import TestFixtures
 
 /// An MSIX package built by Python's zipfile, imported as msixmgr lays it out;
 /// the putty image Windows made is the shape to reach.
@@ -73,12 +74,9 @@ final class MSIXImportTests: XCTestCase {
     /// to the same paths, kinds, attributes and sizes. When this reader opens
     /// the image, its own files zipped again import to the same tree and bytes.
     func testPuttyImageShapeIsReached() throws {
-        let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("shared/fixtures/real/putty").path
-        guard let json = FileManager.default.contents(atPath: folder + "/putty.expected.json"),
-              let listed = try JSONSerialization.jsonObject(with: json) as? [[String: Any]] else {
-            throw XCTSkip("\(folder)/putty.expected.json not found")
-        }
+        let folder = try FixtureLocator.folder("real/putty").path
+        let json = try XCTUnwrap(FileManager.default.contents(atPath: folder + "/putty.expected.json"))
+        let listed = try XCTUnwrap(try JSONSerialization.jsonObject(with: json) as? [[String: Any]])
         let package = "\\msix\\" + Self.puttyFullName
         let work = try ImportTestSupport.temporaryDirectory("putty")
         defer { try? FileManager.default.removeItem(atPath: work) }
@@ -116,13 +114,42 @@ final class MSIXImportTests: XCTestCase {
             XCTAssertEqual(found[path]?.size, want.size, path)
         }
 
-        let windows: CimImage
-        do { windows = try CimImage(path: folder + "/putty.cim") } catch CimError.unsupportedVersion {
-            throw XCTSkip("shape checked from putty.expected.json; this reader does not open format 1.0 images yet, so the byte comparison waits")
+        // Descriptors: Windows' on every entry, but for what belonged to the machine that made the image.
+        let windowsDescriptors = try SDDLTests.puttyDescriptors()
+        XCTAssertEqual(windowsDescriptors.count, expected.count)
+        for (path, descriptor) in windowsDescriptors {
+            let ours = try image.securityDescriptor(of: try image.lookup(path: path))
+            XCTAssertEqual(ours.map { Hex.string($0) }, Hex.string(Self.withoutMachineIdentities(descriptor)), path)
         }
+        XCTAssertNil(try image.securityDescriptor(of: image.rootID))
+
+        let windows = try CimImage(path: folder + "/putty.cim")
         let manifest = try windows.data(package + "\\AppxManifest.xml")
         XCTAssertEqual(try AppxIdentity.parse(manifest: manifest, path: folder).packageFullName, Self.puttyFullName)
         try assertRepackagedTreeMatches(windows, package: package, work: work)
+    }
+
+    /// A Windows descriptor with the group replaced by SYSTEM and the ACEs of
+    /// machine accounts (S-1-5-21-…) left out, as ``MSIXSecurity`` writes it.
+    static func withoutMachineIdentities(_ descriptor: [UInt8]) -> [UInt8] {
+        func u16(_ at: Int) -> Int { Int(descriptor[at]) | Int(descriptor[at + 1]) << 8 }
+        func u32(_ at: Int) -> Int { u16(at) | u16(at + 2) << 16 }
+        func sid(_ at: Int) -> [UInt8] { Array(descriptor[at..<at + 8 + 4 * Int(descriptor[at + 1])]) }
+        let owner = sid(u32(4))
+        let dacl = u32(16)
+        var aces: [[UInt8]] = []
+        var at = dacl + 8
+        for _ in 0..<u16(dacl + 4) {
+            let size = u16(at + 2)
+            let aceSID = sid(at + 8)
+            if !aceSID.starts(with: [1, 5, 0, 0, 0, 0, 0, 5, 21, 0, 0, 0]) { aces.append(Array(descriptor[at..<at + size])) }
+            at += size
+        }
+        let system: [UInt8] = [1, 1, 0, 0, 0, 0, 0, 5, 18, 0, 0, 0]
+        let body = aces.flatMap { $0 }
+        let acl: [UInt8] = [descriptor[dacl], 0, UInt8((8 + body.count) & 0xFF), UInt8((8 + body.count) >> 8), UInt8(aces.count), 0, 0, 0] + body
+        func le(_ value: Int) -> [UInt8] { withUnsafeBytes(of: UInt32(value).littleEndian, Array.init) }
+        return Array(descriptor[0..<4]) + le(20) + le(20 + owner.count) + le(0) + le(20 + owner.count + system.count) + owner + system + acl
     }
 
     func zipDirectory(_ directory: String, to zip: String, file: StaticString = #filePath, line: UInt = #line) throws {

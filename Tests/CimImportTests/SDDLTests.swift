@@ -1,0 +1,153 @@
+import Foundation
+import XCTest
+@testable import CimImport
+import CimFS
+import TestFixtures
+
+/// SDDL (`MSWINDOWS.sd`) to self-relative descriptors, checked byte for byte
+/// against descriptors laid out by hand from the documented format and
+/// against the descriptors Windows wrote into the putty image.
+final class SDDLTests: XCTestCase {
+    static let administrators: [UInt8] = [1, 2, 0, 0, 0, 0, 0, 5, 32, 0, 0, 0, 0x20, 2, 0, 0]
+    static let system: [UInt8] = [1, 1, 0, 0, 0, 0, 0, 5, 18, 0, 0, 0]
+    static let users: [UInt8] = [1, 2, 0, 0, 0, 0, 0, 5, 32, 0, 0, 0, 0x21, 2, 0, 0]
+
+    static func u32(_ value: UInt32) -> [UInt8] { withUnsafeBytes(of: value.littleEndian, Array.init) }
+
+    func bytes(_ sddl: String, file: StaticString = #filePath, line: UInt = #line) throws -> [UInt8] {
+        try SDDLParser.descriptor(sddl).bytes
+    }
+
+    /// Header, owner, group, (no SACL), DACL: offsets 0x14, 0x24, 0, 0x30.
+    func testDescriptorLaidOutByHand() throws {
+        let dacl: [UInt8] = [2, 0, 52, 0, 2, 0, 0, 0]
+            + [0x00, 0x03, 20, 0] + Self.u32(0x1F01FF) + Self.system
+            + [0x00, 0x00, 24, 0] + Self.u32(0x1200A9) + Self.users
+        let expected: [UInt8] = [1, 0, 0x04, 0x94] + Self.u32(0x14) + Self.u32(0x24) + Self.u32(0) + Self.u32(0x30)
+            + Self.administrators + Self.system + dacl
+        XCTAssertEqual(try bytes("O:BAG:SYD:PAI(A;OICI;FA;;;SY)(A;;0x1200a9;;;BU)"), expected)
+        // The parts may come in any order; numbers may be decimal; spaces between parts are allowed.
+        XCTAssertEqual(try bytes("D:PAI(A;CIOI;0x1F01FF;;;S-1-5-18)(A;;1179817;;;S-1-5-32-545) G:SY O:S-1-5-32-544"), expected)
+        XCTAssertEqual(try bytes("D:NO_ACCESS_CONTROL"), LayerMetadata.nullSecurityDescriptor, "a null DACL is the null descriptor")
+        XCTAssertEqual(try bytes("O:SY"), [1, 0, 0, 0x80] + Self.u32(0x14) + Self.u32(0) + Self.u32(0) + Self.u32(0) + Self.system)
+        XCTAssertEqual(try bytes("D:"), [1, 0, 0x04, 0x80] + Self.u32(0) + Self.u32(0) + Self.u32(0) + Self.u32(0x14) + [2, 0, 8, 0, 0, 0, 0, 0],
+                       "an empty DACL (nobody has access) differs from a null one")
+    }
+
+    func testRightsFlagsAliasesAndSACL() throws {
+        let everyone: [UInt8] = [1, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0]
+        let appPackages: [UInt8] = [1, 2, 0, 0, 0, 0, 0, 15, 2, 0, 0, 0, 1, 0, 0, 0]
+        let trustedInstaller: [UInt8] = [1, 6, 0, 0, 0, 0, 0, 5] + [80, 956_008_885, 3_418_522_649, 1_831_038_044, 1_853_292_631, 2_271_478_464].flatMap { Self.u32($0) }
+        let mediumLabel: [UInt8] = [1, 1, 0, 0, 0, 0, 0, 16] + Self.u32(8192)
+        // DACL: deny AC generic read|write|execute (CI IO), allow WD registry read (NP ID) through a hex authority.
+        let dacl: [UInt8] = [2, 0, 8 + 24 + 20, 0, 2, 0, 0, 0]
+            + [0x01, 0x0A, 24, 0] + Self.u32(0xE000_0000) + appPackages
+            + [0x00, 0x14, 20, 0] + Self.u32(0x20019) + everyone
+        // SACL: audit success and failure of WD for WD|WO|SD, and a no-write-up medium label.
+        let sacl: [UInt8] = [2, 0, 8 + 20 + 20, 0, 2, 0, 0, 0]
+            + [0x02, 0xC0, 20, 0] + Self.u32(0xD0000) + everyone
+            + [0x11, 0x00, 20, 0] + Self.u32(0x1) + mediumLabel
+        let control: UInt16 = 0x8000 | 0x0004 | 0x0010 | 0x0100 | 0x0800 | 0x2000
+        let expected: [UInt8] = [1, 0] + withUnsafeBytes(of: control.littleEndian, Array.init)
+            + Self.u32(0x14) + Self.u32(0x14 + 32) + Self.u32(0x14 + 32 + 12) + Self.u32(0x14 + 32 + 12 + 48)
+            + trustedInstaller + everyone + sacl + dacl
+        XCTAssertEqual(try bytes("O:TIG:WDD:AR(D;CIIO;GRGWGX;;;AC)(A;NPID;KR;;;S-1-0x000000000001-0)S:PAI(AU;SAFA;WDWOSD;;;WD)(ML;;NW;;;ME)"), expected)
+        XCTAssertEqual(try SDDLParser.descriptor("D:(A;;FR;;;AU)(A;;FW;;;CO)(A;;FX;;;OW)(A;;KA;;;CG)").dacl?.entries?.map(\.mask),
+                       [0x120089, 0x120116, 0x1200A0, 0xF003F])
+    }
+
+    func testObjectACEs() throws {
+        // bf967aba-0de6-11d0-a285-00aa003049e2: first three fields little-endian, the rest as written.
+        let guid: [UInt8] = [0xBA, 0x7A, 0x96, 0xBF, 0xE6, 0x0D, 0xD0, 0x11, 0xA2, 0x85, 0x00, 0xAA, 0x00, 0x30, 0x49, 0xE2]
+        let authenticated: [UInt8] = [1, 1, 0, 0, 0, 0, 0, 5, 11, 0, 0, 0]
+        let ace: [UInt8] = [0x05, 0x02, 40, 0] + Self.u32(0x30) + Self.u32(1) + guid + authenticated
+        let expected: [UInt8] = [1, 0, 0x04, 0x80] + Self.u32(0) + Self.u32(0) + Self.u32(0) + Self.u32(0x14) + [4, 0, 48, 0, 1, 0, 0, 0] + ace
+        XCTAssertEqual(try bytes("D:(OA;CI;RPWP;bf967aba-0de6-11d0-a285-00aa003049e2;;AU)"), expected)
+        let inherited = try SDDLParser.descriptor("D:(OD;;CR;;BF967ABA-0DE6-11D0-A285-00AA003049E2;WD)").dacl?.entries?.first
+        XCTAssertEqual(inherited?.bytes, [0x06, 0x00, 40, 0] + Self.u32(0x100) + Self.u32(2) + guid + [1, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0])
+        // Neither GUID: Windows writes the plain ACE type (and the ACL stays revision 2).
+        XCTAssertEqual(try bytes("D:(OA;;CC;;;WD)"), try bytes("D:(A;;CC;;;WD)"))
+    }
+
+    /// The descriptor Windows wrote on `AppxMetadata` in the putty image, without its
+    /// first ACE (a conditional one, which SDDL text here does not express), as SDDL.
+    func testWindowsDescriptorOfThePuttyImage() throws {
+        let expected = try XCTUnwrap(Self.puttyDescriptors()["\\msix\\putty_1.0.1.0_x64__ynj0a7qyfqv8c\\AppxMetadata"])
+        // Cut ACE 1 (108 bytes at the DACL's offset 0x40 + 8) and fix the ACL's size and count.
+        var trimmed = Array(expected[0..<0x48]) + Array(expected[(0x48 + 108)...])
+        trimmed[0x42] = UInt8((424 - 108) & 0xFF)
+        trimmed[0x43] = UInt8((424 - 108) >> 8)
+        trimmed[0x44] = 10
+        let domain = "S-1-5-21-965744831-1325099889-3491064822"
+        let sddl = "O:BAG:\(domain)-513D:AI"
+            + "(A;OICIID;0x1200a9;;;S-1-15-3-2758795094-3194040121-4155196443-1510264769-2962424256-1045653239-2522784571)"
+            + "(A;OICIID;FR;;;BU)(A;OICIID;FA;;;TI)"
+            + "(A;OICIID;0x1200a9;;;S-1-15-3-1024-3635283841-2530182609-996808640-1887759898-3848208603-3313616867-983405619-2501854204)"
+            + "(A;OICIID;FA;;;SY)(A;OICIID;FA;;;BA)(A;OICIID;0x1200a9;;;LS)(A;OICIID;0x1200a9;;;NS)(A;OICIID;0x1200a9;;;RC)"
+            + "(A;OICIID;FA;;;\(domain)-1000)S:AINO_ACCESS_CONTROL"
+        XCTAssertEqual(Hex.string(try bytes(sddl)), Hex.string(trimmed))
+    }
+
+    func testBadSDDLIsRefusedWithTheReason() {
+        let cases: [(String, String)] = [
+            ("", "empty"),
+            ("X:BA", "expected O:, G:, D: or S:"),
+            ("O:BAO:SY", "twice"),
+            ("O:QQ", "unknown SID alias \"QQ\""),
+            ("O:DU", "relative to a domain"),
+            ("O:S-1-5-", "not a SID"),
+            ("O:S-1-5-1-2-3-4-5-6-7-8-9-10-11-12-13-14-15-16", "not a SID"),
+            ("D:(A;;FA;;;WD", "not closed"),
+            ("D:(A;;FA;;WD)", "fewer than six fields"),
+            ("D:(XA;;FA;;;WD;(WIN://SYSAPPID Contains \"x\"))", "conditional"),
+            ("D:(A;;FA;;;WD;x)", "more than six fields"),
+            ("D:(Q;;FA;;;WD)", "unknown ACE type \"Q\""),
+            ("D:(A;QQ;FA;;;WD)", "unknown ACE flag \"QQ\""),
+            ("D:(A;;ZZ;;;WD)", "unknown access right \"ZZ\""),
+            ("D:(A;;0xG;;;WD)", "32-bit hex"),
+            ("D:(A;;99999999999;;;WD)", "32-bit number"),
+            ("D:(A;;FA;nope;;WD)", "not a GUID"),
+            ("D:(A;;FA;bf967aba-0de6-11d0-a285-00aa003049e2;;WD)", "takes no object GUIDs"),
+            ("D:(AU;SA;FA;;;WD)", "belongs in the SACL"),
+            ("S:(A;;FA;;;WD)", "belongs in the DACL"),
+            ("D:NO_ACCESS_CONTROL(A;;FA;;;WD)", "cannot hold ACEs"),
+            ("D:PQ", "unknown ACL flag"),
+            ("D:(A;;FA;;;WD)x", "expected O:, G:, D: or S:"),
+        ]
+        for (text, fragment) in cases {
+            XCTAssertThrowsError(try SDDLParser.descriptor(text), text) { error in
+                XCTAssertTrue("\(error)".contains(fragment), "\(text): \(error)")
+                XCTAssertTrue("\(error)".contains("at character"), "\(text): \(error)")
+            }
+        }
+    }
+
+    /// Through the layer importer: SDDL-only entries get the converted descriptor; rawsd wins when both are there.
+    func testLayerEntriesWithSDDL() throws {
+        let fixtures = try ImportTestSupport.makeFixtures()
+        defer { try? FileManager.default.removeItem(atPath: fixtures) }
+        let imagePath = fixtures + "/sddl.cim"
+        let summary = try LayerImporter.importLayer(from: try FileByteSource(path: fixtures + "/sddl.tar"), to: imagePath)
+        XCTAssertEqual(summary.warnings, [])
+        let image = try CimImage(path: imagePath)
+        XCTAssertTrue(image.verify().isClean, "\(image.verify().problems)")
+        XCTAssertEqual(try image.securityDescriptor(of: try image.lookup(path: "\\Files\\sddl.txt")),
+                       try bytes("O:BAG:SYD:PAI(A;OICI;FA;;;SY)(A;;0x1200a9;;;BU)"))
+        XCTAssertEqual(try image.securityDescriptor(of: try image.lookup(path: "\\Files\\both.txt")), LayerImportTests.sdA)
+        XCTAssertEqual(try image.securityDescriptor(of: try image.lookup(path: "\\Files")), LayerMetadata.nullSecurityDescriptor)
+    }
+
+    /// `sd` of every entry of the putty image's manifest (Tests/Fixtures/real/putty/putty.expected.json), by path.
+    static func puttyDescriptors() throws -> [String: [UInt8]] {
+        let folder = try FixtureLocator.folder("real/putty").path
+        let json = try XCTUnwrap(FileManager.default.contents(atPath: folder + "/putty.expected.json"))
+        let listed = try XCTUnwrap(try JSONSerialization.jsonObject(with: json) as? [[String: Any]])
+        var descriptors: [String: [UInt8]] = [:]
+        for item in listed {
+            guard let path = item["path"] as? String, let hex = item["sd"] as? String else { continue }
+            let digits = Array(hex.utf8)
+            descriptors[path] = stride(from: 0, to: digits.count - 1, by: 2).compactMap { UInt8(String(decoding: digits[$0...$0 + 1], as: UTF8.self), radix: 16) }
+        }
+        return descriptors
+    }
+}
