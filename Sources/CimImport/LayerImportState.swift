@@ -238,7 +238,7 @@ struct LayerImportState {
     func warnings() -> [String] {
         var lines: [String] = []
         if !deltaHives.isEmpty {
-            lines.append("\(input): registry deltas \(deltaHives.joined(separator: ", ")) stored as they are, not merged into new _BASE hives (Windows merges them with the offline-registry API); the parent's base hives stay in effect")
+            lines.append(LayerImporter.deltaHiveWarning(input: input, hives: deltaHives))
         }
         return lines
     }

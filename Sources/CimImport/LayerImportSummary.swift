@@ -16,6 +16,8 @@ public struct LayerImportSummary: Sendable {
     public var compression: String
     /// `sha256:` of the uncompressed tar (the layer's diff_id).
     public var diffID: String
+    /// The layer's `Hives\<X>_DELTA` members, stored as they came (not merged).
+    public var deltaHives: [String]
     /// Things the user should know (unmerged registry deltas), one line each.
     public var warnings: [String]
 }

@@ -36,6 +36,11 @@ public enum LayerImporter {
         ("SECURITY", "SECURITY_BASE", "SECURITY_DELTA"),
         ("DEFAULT", "DEFAULTUSER_BASE", "DEFAULTUSER_DELTA"),
     ]
+    /// The warning for registry deltas `hives` of `input` left unmerged.
+    public static func deltaHiveWarning(input: String, hives: [String]) -> String {
+        "\(input): registry deltas \(hives.joined(separator: ", ")) stored as they are, not merged into new _BASE hives (Windows merges them with the offline-registry API); the parent's base hives stay in effect"
+    }
+
     static let layoutContent = Array("vhd-with-hives\n".utf8)
     static let copyChunk = 1 << 20
 
@@ -77,7 +82,8 @@ public enum LayerImporter {
             let written = try writer.finish(root: root)
             return LayerImportSummary(imagePath: imagePath, entries: state.entries, whiteouts: state.whiteouts, dataBytes: written.dataBytes,
                                       storedDataBytes: written.storedDataBytes, fileCount: written.fileCount, linkCount: written.linkCount,
-                                      compression: plain.format.rawValue, diffID: diffID, warnings: state.warnings())
+                                      compression: plain.format.rawValue, diffID: diffID, deltaHives: state.deltaHives,
+                                      warnings: state.warnings())
         } catch {
             writer.abandon()
             throw error

@@ -48,6 +48,19 @@ public struct OCIImageImporter {
         self.reference = reference
     }
 
+    /// The image's one warning about registry deltas left unmerged: the
+    /// `Hives\<X>_DELTA` entries of the top layer's tree, which holds those of
+    /// every layer below it (imported now or reused); nil when there are none.
+    public static func unmergedHivesWarning(layers: [Layer]) throws -> String? {
+        guard layers.count > 1, let top = layers.last else { return nil }
+        let image = try CimImage(path: top.imagePath)
+        guard let hives = try image.lookup("Hives", in: image.rootID), try image.entry(hives).isDirectory else { return nil }
+        let deltas = Set(LayerImporter.hives.map(\.delta))
+        let names = try image.children(of: hives).map(\.name).filter { deltas.contains($0.uppercased()) }.sorted()
+        guard !names.isEmpty else { return nil }
+        return LayerImporter.deltaHiveWarning(input: top.imagePath, hives: names)
+    }
+
     /// Imports every layer into `destination`.
     ///
     /// - Parameter progress: gets the layer index (0-based), the layer count and the layer's progress.

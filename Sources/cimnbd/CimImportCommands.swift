@@ -141,17 +141,16 @@ struct ImageImportCommand: ParsableCommand {
             let importer = OCIImageImporter(argument: layout)
             let terminal = stderrIsTerminal
             var imported = 0, reused = 0
-            var warnings: [String] = []
             let layers = try importer.importImage(
                 into: destination,
                 progress: terminal ? { index, count, progress in importProgressLine("layer \(index + 1)/\(count): ", progress) } : nil,
                 layerDone: { layer in
                     if terminal { printProgress(nil) }
                     if layer.imported { imported += 1 } else { reused += 1 }
-                    warnings += layer.summary?.warnings ?? []
                     print(layer.imagePath)
                 })
-            for warning in warnings { printError("warning: " + warning) }
+            // One warning for the image, whichever layers brought deltas and whether they were imported now.
+            if let warning = try OCIImageImporter.unmergedHivesWarning(layers: layers) { printError("warning: " + warning) }
             printError("\(layers.count) layers: \(imported) imported, \(reused) already in \(destination); top: \(layers.last?.imagePath ?? "")")
         }
     }

@@ -232,6 +232,12 @@ final class LayerImportTests: XCTestCase {
         XCTAssertEqual(again.map(\.imported), [false, false, false])
         XCTAssertEqual(again.map(\.imagePath), layers.map(\.imagePath))
         XCTAssertEqual(ImportTestSupport.listing(destination), before)
+        // One warning for the image naming its unmerged hives, also when every layer was reused.
+        for result in [layers, again] {
+            let warning = try XCTUnwrap(try OCIImageImporter.unmergedHivesWarning(layers: result))
+            XCTAssertTrue(warning.contains("SOFTWARE_DELTA") && warning.contains("not merged") && warning.hasPrefix(layers[2].imagePath), warning)
+        }
+        XCTAssertNil(try OCIImageImporter.unmergedHivesWarning(layers: Array(layers.prefix(1))))
     }
 
     func testImportLayerCommandFromStdinAndVerify() throws {
@@ -264,6 +270,13 @@ final class LayerImportTests: XCTestCase {
         XCTAssertEqual(image.status, 0, image.output)
         let paths = image.output.split(separator: "\n").filter { $0.hasPrefix(out + "/") && $0.hasSuffix(".cim") }
         XCTAssertEqual(paths.count, 3, image.output)
+        XCTAssertEqual(image.output.split(separator: "\n").filter { $0.hasPrefix("warning: ") && $0.contains("registry deltas SOFTWARE_DELTA") }.count, 1, image.output)
+        XCTAssertTrue(image.output.contains("3 layers: 3 imported, 0 already in"), image.output)
+        let again = try ImportTestSupport.run(binary, ["image", "import", fixtures + "/oci", out])
+        XCTAssertEqual(again.status, 0, again.output)
+        XCTAssertTrue(again.output.contains("3 layers: 0 imported, 3 already in"), again.output)
+        XCTAssertEqual(again.output.split(separator: "\n").filter { $0.hasPrefix("warning: ") && $0.contains("SOFTWARE_DELTA") }.count, 1, again.output)
+        XCTAssertFalse(again.output.contains("\r"), "no progress when not on a terminal: \(again.output)")
     }
 
     /// One xattr value through getfattr (attr package), hex-decoded.

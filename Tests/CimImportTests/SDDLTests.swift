@@ -34,6 +34,22 @@ final class SDDLTests: XCTestCase {
                        "an empty DACL (nobody has access) differs from a null one")
     }
 
+    /// Descriptors Windows layers carry as `MSWINDOWS.rawsd` (those of the
+    /// mcr.microsoft.com/oss/kubernetes/pause image, as a public Windows layer
+    /// builder records them beside their SDDL): the SDDL gives the same bytes.
+    func testDescriptorsSeenInWindowsLayers() throws {
+        let pairs = [
+            ("O:BAG:SYD:(A;OICI;FA;;;BA)(A;OICI;FA;;;SY)(A;;FA;;;BA)(A;OICIIO;GA;;;CO)(A;OICI;0x1200a9;;;BU)(A;CI;LC;;;BU)(A;CI;DC;;;BU)",
+             "AQAEgBQAAAAkAAAAAAAAADAAAAABAgAAAAAABSAAAAAgAgAAAQEAAAAAAAUSAAAAAgCoAAcAAAAAAxgA/wEfAAECAAAAAAAFIAAAACACAAAAAxQA/wEfAAEBAAAAAAAFEgAAAAAAGAD/AR8AAQIAAAAAAAUgAAAAIAIAAAALFAAAAAAQAQEAAAAAAAMAAAAAAAMYAKkAEgABAgAAAAAABSAAAAAhAgAAAAIYAAQAAAABAgAAAAAABSAAAAAhAgAAAAIYAAIAAAABAgAAAAAABSAAAAAhAgAA"),
+            ("O:BAG:SYD:(A;;FA;;;BA)(A;;FA;;;SY)(A;;0x1200a9;;;BU)",
+             "AQAEgBQAAAAkAAAAAAAAADAAAAABAgAAAAAABSAAAAAgAgAAAQEAAAAAAAUSAAAAAgBMAAMAAAAAABgA/wEfAAECAAAAAAAFIAAAACACAAAAABQA/wEfAAEBAAAAAAAFEgAAAAAAGACpABIAAQIAAAAAAAUgAAAAIQIAAA=="),
+        ]
+        for (sddl, rawsd) in pairs {
+            let expected = try XCTUnwrap(Base64.decode(rawsd))
+            XCTAssertEqual(Hex.string(try bytes(sddl)), Hex.string(expected), sddl)
+        }
+    }
+
     func testRightsFlagsAliasesAndSACL() throws {
         let everyone: [UInt8] = [1, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0]
         let appPackages: [UInt8] = [1, 2, 0, 0, 0, 0, 0, 15, 2, 0, 0, 0, 1, 0, 0, 0]
