@@ -36,17 +36,20 @@ struct AccessControlEntry: Hashable, Sendable {
     var isObjectACE: Bool { (0x05...0x08).contains(type) }
 
     var bytes: [UInt8] {
-        var body: [UInt8] = withUnsafeBytes(of: mask.littleEndian, Array.init)
+        var body: [UInt8] = []
+        body.appendLittleEndian(mask)
         if isObjectACE {
             let present: UInt32 = (objectType == nil ? 0 : 1) | (inheritedObjectType == nil ? 0 : 2)
-            body.append(contentsOf: withUnsafeBytes(of: present.littleEndian, Array.init))
+            body.appendLittleEndian(present)
             body.append(contentsOf: objectType ?? [])
             body.append(contentsOf: inheritedObjectType ?? [])
         }
         body.append(contentsOf: sid.bytes)
         body.append(contentsOf: applicationData)
         while body.count % 4 != 0 { body.append(0) }
-        let size = UInt16(4 + body.count)
-        return [type, flags] + withUnsafeBytes(of: size.littleEndian, Array.init) + body
+        var out: [UInt8] = [type, flags]
+        out.appendLittleEndian(UInt16(4 + body.count))
+        out.append(contentsOf: body)
+        return out
     }
 }

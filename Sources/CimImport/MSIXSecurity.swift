@@ -47,10 +47,18 @@ struct MSIXSecurity {
     /// `artx`, a local attribute token (0xF8), a Unicode string literal (0x10), the Contains operator (0x86).
     var packageCondition: [UInt8] {
         func unicode(_ text: String) -> [UInt8] {
-            let units = text.utf16.flatMap { [UInt8($0 & 0xFF), UInt8($0 >> 8)] }
-            return withUnsafeBytes(of: UInt32(units.count).littleEndian, Array.init) + units
+            var out: [UInt8] = []
+            out.appendLittleEndian(UInt32(text.utf16.count * 2))
+            for unit in text.utf16 { out.appendLittleEndian(unit) }
+            return out
         }
-        return Array("artx".utf8) + [0xF8] + unicode("WIN://SYSAPPID") + [0x10] + unicode(familyName) + [0x86]
+        var expression = Array("artx".utf8)
+        expression.append(0xF8)
+        expression.append(contentsOf: unicode("WIN://SYSAPPID"))
+        expression.append(0x10)
+        expression.append(contentsOf: unicode(familyName))
+        expression.append(0x86)
+        return expression
     }
 
     func descriptor(_ place: Place) -> [UInt8] {

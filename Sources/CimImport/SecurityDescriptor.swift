@@ -12,10 +12,15 @@ struct SecurityDescriptor: Hashable, Sendable {
         /// Revision 4 when an object ACE is inside (ACL_REVISION_DS), else 2.
         var bytes: [UInt8]? {
             guard let entries else { return nil }
-            let aces = entries.flatMap(\.bytes)
+            var aces: [UInt8] = []
+            for entry in entries { aces.append(contentsOf: entry.bytes) }
             let revision: UInt8 = entries.contains(where: \.isObjectACE) ? 4 : 2
-            return [revision, 0] + withUnsafeBytes(of: UInt16(8 + aces.count).littleEndian, Array.init)
-                + withUnsafeBytes(of: UInt16(entries.count).littleEndian, Array.init) + [0, 0] + aces
+            var out: [UInt8] = [revision, 0]
+            out.appendLittleEndian(UInt16(8 + aces.count))
+            out.appendLittleEndian(UInt16(entries.count))
+            out.appendLittleEndian(UInt16(0))
+            out.append(contentsOf: aces)
+            return out
         }
     }
 
@@ -50,10 +55,16 @@ struct SecurityDescriptor: Hashable, Sendable {
         let groupOffset = place(group?.bytes)
         let saclOffset = place(sacl?.bytes ?? nil)
         let daclOffset = place(dacl?.bytes ?? nil)
-        var out: [UInt8] = [1, 0] + withUnsafeBytes(of: control.littleEndian, Array.init)
-        for offset in [ownerOffset, groupOffset, saclOffset, daclOffset] {
-            out.append(contentsOf: withUnsafeBytes(of: offset.littleEndian, Array.init))
-        }
-        return out + tail
+        var out: [UInt8] = [1, 0]
+        out.appendLittleEndian(control)
+        for offset in [ownerOffset, groupOffset, saclOffset, daclOffset] { out.appendLittleEndian(offset) }
+        out.append(contentsOf: tail)
+        return out
+    }
+}
+
+extension Array where Element == UInt8 {
+    mutating func appendLittleEndian<T: FixedWidthInteger>(_ value: T) {
+        Swift.withUnsafeBytes(of: value.littleEndian) { append(contentsOf: $0) }
     }
 }

@@ -13,7 +13,7 @@ struct SecurityIdentifier: Hashable, Sendable, CustomStringConvertible {
     var bytes: [UInt8] {
         var out: [UInt8] = [1, UInt8(subAuthorities.count)]
         for shift in stride(from: 40, through: 0, by: -8) { out.append(UInt8(truncatingIfNeeded: authority >> UInt64(shift))) }
-        for value in subAuthorities { out.append(contentsOf: withUnsafeBytes(of: value.littleEndian, Array.init)) }
+        for value in subAuthorities { out.appendLittleEndian(value) }
         return out
     }
 
