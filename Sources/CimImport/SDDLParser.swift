@@ -117,7 +117,7 @@ struct SDDLParser {
                 // A hex authority: S-1-0x followed by 12 hex digits.
                 if c == "x" || c == "X", String(text[start..<end]) == "S-1-0" {
                     end += 1
-                    while end < text.count, end < start + 18, text[end].isHexDigit { end += 1 }
+                    while end < text.count, end < start + 18, text[end].isASCII, text[end].isHexDigit { end += 1 }
                     continue
                 }
                 break
@@ -274,7 +274,7 @@ struct SDDLParser {
     private func parseGUID(_ text: String, at start: Int) throws -> [UInt8]? {
         if text.isEmpty { return nil }
         let groups = text.split(separator: "-", omittingEmptySubsequences: false)
-        guard groups.map(\.count) == [8, 4, 4, 4, 12], text.allSatisfy({ $0 == "-" || $0.isHexDigit }),
+        guard groups.map(\.count) == [8, 4, 4, 4, 12], text.allSatisfy({ $0 == "-" || $0.isASCII && $0.isHexDigit }),
               let data1 = UInt32(groups[0], radix: 16), let data2 = UInt16(groups[1], radix: 16), let data3 = UInt16(groups[2], radix: 16) else {
             throw Failure(problem: "\"\(text)\" is not a GUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)", offset: start)
         }

@@ -138,6 +138,43 @@ final class SDDLTests: XCTestCase {
         }
     }
 
+    /// Damaged SDDL (characters replaced, dropped, doubled; odd Unicode) is refused or converted, never a crash.
+    func testDamagedSDDLNeverCrashes() throws {
+        let seeds = ["O:BAG:SYD:PAI(A;OICI;FA;;;SY)(A;;0x1200a9;;;BU)S:AI(AU;SAFA;WD;;;WD)",
+                     "D:(OA;CI;RPWP;bf967aba-0de6-11d0-a285-00aa003049e2;bf967aba-0de6-11d0-a285-00aa003049e2;S-1-0x000000000005-18)",
+                     "O:S-1-5-21-1-2-3-500G:S-1-5-32-544D:NO_ACCESS_CONTROLS:P(ML;;NWNR;;;HI)"]
+        let alphabet = Array("()-;:0123456789xXabcdefABCDEFGIOPSD_ \u{FF10}\u{FF41}é\u{1F600}")
+        var state: UInt64 = 0x5DD1
+        func next() -> Int {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Int(state >> 33)
+        }
+        var converted = 0, refused = 0
+        for seed in seeds {
+            for round in 0..<2000 {
+                var characters = Array(seed)
+                for _ in 0...(round % 4) {
+                    let at = next() % characters.count
+                    switch next() % 3 {
+                    case 0: characters[at] = alphabet[next() % alphabet.count]
+                    case 1: characters.remove(at: at)
+                    default: characters.insert(characters[at], at: at)
+                    }
+                    if characters.isEmpty { characters = ["D"] }
+                }
+                do {
+                    let descriptor = try SDDLParser.descriptor(String(characters))
+                    XCTAssertEqual(descriptor.bytes.first, 1)
+                    converted += 1
+                } catch is SDDLParser.Failure {
+                    refused += 1
+                }
+            }
+        }
+        XCTAssertGreaterThan(refused, 1000)
+        XCTAssertGreaterThan(converted, 10)
+    }
+
     /// Through the layer importer: SDDL-only entries get the converted descriptor; rawsd wins when both are there.
     func testLayerEntriesWithSDDL() throws {
         let fixtures = try ImportTestSupport.makeFixtures()
