@@ -20,8 +20,9 @@ struct CimImportLayerCommand: ParsableCommand {
             Paths are stored verbatim (Files\\…, Hives\\…, UtilityVM\\Files\\…), so the \
             container filesystem is the image's \\Files directory (mount or export it with \
             --root '\\Files'). Windows metadata comes from go-winio's PAX records \
-            (MSWINDOWS.fileattr, .rawsd, .xattr.*, .mountpoint, LIBARCHIVE.creationtime, \
-            mtime/atime/ctime); file:stream and file:stream:$DATA members are alternate data \
+            (MSWINDOWS.fileattr, .rawsd, .sd as SDDL when there is no .rawsd, .xattr.*, \
+            .mountpoint, LIBARCHIVE.creationtime, mtime/atime/ctime; SDDL that cannot be \
+            converted fails the import, naming the entry); file:stream and file:stream:$DATA members are alternate data \
             streams; .wh.NAME whiteouts remove NAME. With --parent the image is a fork: its \
             tree is the parent's with this layer applied and unchanged data stays in the \
             parent's regions. Without it (a base layer) the image also gets the root file \
@@ -72,7 +73,9 @@ struct CimImportMSIXCommand: ParsableCommand {
             [Content_Types].xml left out, as 'msixmgr -Unpack -packagePath P -destination \
             OUT.cim -applyacls -create -fileType cim -rootDirectory NAME' lays it out. \
             PackageFullName is Name_Version_Architecture_ResourceId_PublisherId from \
-            <Identity> in AppxManifest.xml. Prints the package directory.
+            <Identity> in AppxManifest.xml. Files carry the ARCHIVE attribute; every entry but \
+            the root gets the security descriptor -applyacls writes (only the package's own \
+            processes may run its files) and the import time. Prints the package directory.
 
             Examples:
               cimnbd cim import-msix putty.msix /images/putty.cim
@@ -80,7 +83,7 @@ struct CimImportMSIXCommand: ParsableCommand {
             """
     )
 
-    @Argument(help: "The MSIX package (a zip file).")
+    @Argument(help: "The MSIX package (a zip file). Example: putty.msix")
     var package: String
 
     @Argument(help: "Path of the NAME.cim file to create (must not exist). Example: /images/app.cim")
