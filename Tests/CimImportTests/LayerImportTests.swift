@@ -277,6 +277,17 @@ final class LayerImportTests: XCTestCase {
         XCTAssertTrue(again.output.contains("3 layers: 0 imported, 3 already in"), again.output)
         XCTAssertEqual(again.output.split(separator: "\n").filter { $0.contains("warning: ") && $0.contains("SOFTWARE_DELTA") }.count, 1, again.output)
         XCTAssertFalse(again.output.contains("\r"), "no progress when not on a terminal: \(again.output)")
+
+        // Progress on a terminal (script gives the command one), none otherwise; a summary line either way.
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/script") else { return }
+        let tty = try ImportTestSupport.run("/usr/bin/script", ["-qec", "'\(binary)' cim import-msix '\(fixtures)/package.msix' '\(out)/tty.cim'", "/dev/null"])
+        XCTAssertEqual(tty.status, 0, tty.output)
+        XCTAssertTrue(tty.output.contains("\r\u{1B}[Kimport-msix: ") && tty.output.contains(" entries"), tty.output)
+        XCTAssertTrue(tty.output.contains("\\msix\\putty_1.0.1.0_x64__ynj0a7qyfqv8c (7 files, "), tty.output)
+        let plain = try ImportTestSupport.run(binary, ["cim", "import-msix", fixtures + "/package.msix", out + "/plain.cim"])
+        XCTAssertEqual(plain.status, 0, plain.output)
+        XCTAssertFalse(plain.output.contains("\r"), plain.output)
+        XCTAssertTrue(plain.output.hasPrefix(out + "/plain.cim: \\msix\\putty_1.0.1.0_x64__ynj0a7qyfqv8c (7 files, "), plain.output)
     }
 
     /// One xattr value through getfattr (attr package), hex-decoded.

@@ -122,6 +122,16 @@ final class MSIXImportTests: XCTestCase {
             XCTAssertEqual(ours.map { Hex.string($0) }, Hex.string(Self.withoutMachineIdentities(descriptor)), path)
         }
         XCTAssertNil(try image.securityDescriptor(of: image.rootID))
+        // Times: zero on the root, as in Windows' image; the import's (msixmgr's are its unpacking's) elsewhere.
+        let root = try image.entry(image.rootID)
+        XCTAssertEqual([root.creationTime, root.lastWriteTime, root.changeTime, root.lastAccessTime], [0, 0, 0, 0])
+        let started = MSIXImporter.currentFileTime() - 10 * 60 * 10_000_000
+        try image.walk { _, child, components in
+            let entry = try image.entry(child.fileID)
+            for time in [entry.creationTime, entry.lastWriteTime, entry.changeTime, entry.lastAccessTime] {
+                XCTAssertGreaterThan(time, started, components.joined(separator: "\\"))
+            }
+        }
 
         let windows = try CimImage(path: folder + "/putty.cim")
         let manifest = try windows.data(package + "\\AppxManifest.xml")
