@@ -22,6 +22,8 @@ struct AccessControlEntry: Hashable, Sendable {
     static let systemAuditObject: UInt8 = 0x07
     static let systemAlarmObject: UInt8 = 0x08
     static let accessAllowedCallback: UInt8 = 0x09
+    static let accessDeniedCallback: UInt8 = 0x0A
+    static let systemAuditCallback: UInt8 = 0x0D
     static let systemMandatoryLabel: UInt8 = 0x11
     static let systemScopedPolicyID: UInt8 = 0x13
 

@@ -12,9 +12,12 @@
 /// - SIDs as `S-1-…` or the machine-independent two-letter aliases (BA, SY,
 ///   WD, TI, …).
 ///
-/// Conditional (callback) ACEs, resource-attribute ACEs and aliases relative
-/// to a domain (DA, DU, LA, …) are refused: their bytes need an expression
-/// compiler or a domain SID this importer does not have.
+/// - callback ACEs XA, XD, XU with a conditional expression
+///   (``parseCondition()``).
+///
+/// Callback object ACEs (ZA), resource-attribute ACEs (RA) and aliases
+/// relative to a domain (DA, DU, LA, …) are refused: the last need a domain
+/// SID this importer does not have.
 struct SDDLParser {
     struct Failure: Error, CustomStringConvertible {
         var problem: String
@@ -22,10 +25,10 @@ struct SDDLParser {
         var description: String { "\(problem) (at character \(offset))" }
     }
 
-    private let text: [Character]
-    private var position = 0
+    let text: [Character]
+    var position = 0
 
-    private init(_ text: String) { self.text = Array(text) }
+    init(_ text: String) { self.text = Array(text) }
 
     static func descriptor(_ text: String) throws -> SecurityDescriptor {
         var parser = SDDLParser(text)
@@ -52,20 +55,24 @@ struct SDDLParser {
         "OU": AccessControlEntry.systemAuditObject, "OL": AccessControlEntry.systemAlarmObject,
         "ML": AccessControlEntry.systemMandatoryLabel, "SP": AccessControlEntry.systemScopedPolicyID,
     ]
+    /// Callback ACEs, which may carry a conditional expression after the SID.
+    private static let callbackTypes: [String: UInt8] = [
+        "XA": AccessControlEntry.accessAllowedCallback, "XD": AccessControlEntry.accessDeniedCallback,
+        "XU": AccessControlEntry.systemAuditCallback,
+    ]
     private static let unsupportedTypes: [String: String] = [
-        "XA": "a conditional (callback) ACE", "XD": "a conditional (callback) ACE", "XU": "a conditional (callback) ACE",
         "ZA": "a callback object ACE", "RA": "a resource attribute ACE",
     ]
 
-    private func fail(_ problem: String) -> Failure { Failure(problem: problem, offset: position) }
+    func fail(_ problem: String) -> Failure { Failure(problem: problem, offset: position) }
 
-    private var atEnd: Bool { position >= text.count }
+    var atEnd: Bool { position >= text.count }
 
-    private func peek(_ offset: Int = 0) -> Character? {
+    func peek(_ offset: Int = 0) -> Character? {
         position + offset < text.count ? text[position + offset] : nil
     }
 
-    private mutating func skipSpaces() {
+    mutating func skipSpaces() {
         while let c = peek(), c == " " { position += 1 }
     }
 
@@ -104,7 +111,7 @@ struct SDDLParser {
         return descriptor
     }
 
-    private mutating func parseSID() throws -> SecurityIdentifier {
+    mutating func parseSID() throws -> SecurityIdentifier {
         skipSpaces()
         let start = position
         if peek() == "S", peek(1) == "-" {
@@ -183,7 +190,7 @@ struct SDDLParser {
         let value = String(text[start..<position])
         guard let end = peek() else { throw fail("an ACE is not closed with \")\"") }
         if last {
-            guard end == ")" else { throw fail("an ACE has more than six fields (conditional expressions and resource attributes are not supported)") }
+            guard end == ")" else { throw fail("an ACE has more than six fields (a condition needs a callback ACE type: XA, XD or XU)") }
         } else {
             guard end == ";" else { throw fail("an ACE has fewer than six fields (type;flags;rights;object;inherited object;sid)") }
             position += 1
@@ -195,12 +202,13 @@ struct SDDLParser {
         let aceStart = position
         position += 1
         let typeText = try field()
-        guard var type = SDDLParser.aceTypes[typeText] else {
+        guard var type = SDDLParser.aceTypes[typeText] ?? SDDLParser.callbackTypes[typeText] else {
             position = aceStart
             if let what = SDDLParser.unsupportedTypes[typeText] { throw fail("ACE type \(typeText) is \(what), which is not supported") }
             throw fail("unknown ACE type \"\(typeText)\"")
         }
-        let isSystemType = [AccessControlEntry.systemAudit, AccessControlEntry.systemAlarm, AccessControlEntry.systemAuditObject,
+        let isCallback = SDDLParser.callbackTypes[typeText] != nil
+        let isSystemType = [AccessControlEntry.systemAudit, AccessControlEntry.systemAuditCallback, AccessControlEntry.systemAlarm, AccessControlEntry.systemAuditObject,
                             AccessControlEntry.systemAlarmObject, AccessControlEntry.systemMandatoryLabel,
                             AccessControlEntry.systemScopedPolicyID].contains(type)
         if isSystemType != system {
@@ -223,7 +231,22 @@ struct SDDLParser {
         let inheritedStart = position
         let inheritedObjectType = try parseGUID(try field(), at: inheritedStart)
         let sidStart = position
-        let sidText = try field(last: true)
+        var sidText = ""
+        var condition: [UInt8] = []
+        if isCallback {
+            // The SID ends the ACE or is followed by ";(condition)".
+            while let c = peek(), c != ";", c != ")" { position += 1 }
+            sidText = String(text[sidStart..<position])
+            guard let end = peek() else { throw fail("an ACE is not closed with \")\"") }
+            if end == ";" {
+                position += 1
+                condition = try parseCondition()
+                skipSpaces()
+                guard peek() == ")" else { throw fail("expected \")\" after the ACE's condition") }
+            }
+        } else {
+            sidText = try field(last: true)
+        }
         position += 1  // ")"
         let end = position
         var sidParser = SDDLParser(sidText)
@@ -245,7 +268,8 @@ struct SDDLParser {
             // Windows writes an object ACE without GUIDs as the plain ACE type.
             type -= 5
         }
-        return AccessControlEntry(type: type, flags: flags, mask: mask, sid: sid, objectType: objectType, inheritedObjectType: inheritedObjectType)
+        return AccessControlEntry(type: type, flags: flags, mask: mask, sid: sid, objectType: objectType, inheritedObjectType: inheritedObjectType,
+                                  applicationData: condition)
     }
 
     private func parseRights(_ text: String, at start: Int) throws -> UInt32 {

@@ -104,6 +104,47 @@ final class SDDLTests: XCTestCase {
         XCTAssertEqual(Hex.string(try bytes(sddl)), Hex.string(trimmed))
     }
 
+    /// The whole descriptor Windows wrote on `\msix`, its conditional ACE included, from SDDL: byte for byte.
+    func testConditionalACEOfThePuttyImage() throws {
+        let expected = try XCTUnwrap(Self.puttyDescriptors()["\\msix"])
+        let domain = "S-1-5-21-965744831-1325099889-3491064822"
+        let sddl = "O:BAG:\(domain)-513D:AI"
+            + "(XA;OICI;0x1200a9;;;BU;(WIN://SYSAPPID Contains \"putty_ynj0a7qyfqv8c\"))"
+            + "(A;OICI;0x1200a9;;;S-1-15-3-2758795094-3194040121-4155196443-1510264769-2962424256-1045653239-2522784571)(A;OICI;FR;;;BU)"
+            + "(A;OICIID;FA;;;TI)"
+            + "(A;OICIID;0x1200a9;;;S-1-15-3-1024-3635283841-2530182609-996808640-1887759898-3848208603-3313616867-983405619-2501854204)"
+            + "(A;OICIID;FA;;;SY)(A;OICIID;FA;;;BA)(A;OICIID;0x1200a9;;;LS)(A;OICIID;0x1200a9;;;NS)(A;OICIID;0x1200a9;;;RC)"
+            + "(A;OICIID;FA;;;\(domain)-1000)S:AINO_ACCESS_CONTROL"
+        XCTAssertEqual(Hex.string(try bytes(sddl)), Hex.string(expected))
+    }
+
+    /// Every token kind of a conditional expression, laid out by hand (postfix order, MS-DTYP 2.4.4.17).
+    func testConditionalExpressionTokens() throws {
+        func unicode(_ text: String) -> [UInt8] {
+            Self.u32(UInt32(text.utf16.count * 2)) + text.utf16.flatMap { [UInt8($0 & 0xFF), UInt8($0 >> 8)] }
+        }
+        func integer(_ value: Int64, sign: UInt8, base: UInt8) -> [UInt8] {
+            [0x04] + withUnsafeBytes(of: value.littleEndian, Array.init) + [sign, base]
+        }
+        let memberOf: [UInt8] = [0x50] + Self.u32(UInt32(5 + Self.administrators.count)) + [0x51] + Self.u32(UInt32(Self.administrators.count)) + Self.administrators
+        let list: [UInt8] = [0x10] + unicode("a") + integer(-16, sign: 2, base: 3) + integer(8, sign: 3, base: 1)
+        var expression: [UInt8] = Array("artx".utf8)
+        expression += [0xF9] + unicode("clearance") + integer(5, sign: 3, base: 2) + [0x85]
+        expression += memberOf + [0x89, 0xA2, 0xA0]
+        expression += [0xFA] + unicode("dept") + [0x87, 0xA1]
+        expression += [0xFB] + unicode("x") + [0x50] + Self.u32(UInt32(list.count)) + list + [0x88, 0xA1]
+        expression += [0xF8] + unicode("WIN://x") + [0x18] + Self.u32(2) + [0x0A, 0xFF] + [0x80, 0xA1]
+        while expression.count % 4 != 0 { expression.append(0) }
+        let condition = "(@User.clearance >= 5 && !(Member_of {SID(BA)}) || Exists @Resource.dept || @Device.x Any_of {\"a\", -0x10, 010} || WIN://x == #0aff)"
+        let entry = try XCTUnwrap(try SDDLParser.descriptor("D:(XD;;FA;;;WD;\(condition))").dacl?.entries?.first)
+        XCTAssertEqual(entry.type, 0x0A)
+        XCTAssertEqual(Hex.string(entry.applicationData), Hex.string(expression))
+        XCTAssertEqual(entry.bytes.count, 4 + 4 + 12 + expression.count)
+        // A callback ACE without a condition, and an audit callback in the SACL.
+        XCTAssertEqual(try SDDLParser.descriptor("D:(XA;;FA;;;WD)").dacl?.entries?.first?.bytes, [0x09, 0, 20, 0] + Self.u32(0x1F01FF) + [1, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0])
+        XCTAssertEqual(try SDDLParser.descriptor("S:(XU;SA;FA;;;WD;(x))").sacl?.entries?.first?.type, 0x0D)
+    }
+
     func testBadSDDLIsRefusedWithTheReason() {
         let cases: [(String, String)] = [
             ("", "empty"),
@@ -115,7 +156,13 @@ final class SDDLTests: XCTestCase {
             ("O:S-1-5-1-2-3-4-5-6-7-8-9-10-11-12-13-14-15-16", "not a SID"),
             ("D:(A;;FA;;;WD", "not closed"),
             ("D:(A;;FA;;WD)", "fewer than six fields"),
-            ("D:(XA;;FA;;;WD;(WIN://SYSAPPID Contains \"x\"))", "conditional"),
+            ("D:(ZA;;FA;;;WD)", "callback object ACE"),
+            ("D:(XA;;FA;;;WD;(x ==))", "expected a value"),
+            ("D:(XA;;FA;;;WD;(x == \"open))", "not closed"),
+            ("D:(XA;;FA;;;WD;x)", "in parentheses"),
+            ("D:(XA;;FA;;;WD;(x == 99999999999999999999))", "64-bit"),
+            ("D:(XA;;FA;;;WD;(Member_of {SID(QQ)}))", "unknown SID alias"),
+            ("D:(XA;;FA;;;WD;" + String(repeating: "(", count: 100) + "x" + String(repeating: ")", count: 100) + ")", "nests deeper"),
             ("D:(A;;FA;;;WD;x)", "more than six fields"),
             ("D:(Q;;FA;;;WD)", "unknown ACE type \"Q\""),
             ("D:(A;QQ;FA;;;WD)", "unknown ACE flag \"QQ\""),
@@ -142,7 +189,8 @@ final class SDDLTests: XCTestCase {
     func testDamagedSDDLNeverCrashes() throws {
         let seeds = ["O:BAG:SYD:PAI(A;OICI;FA;;;SY)(A;;0x1200a9;;;BU)S:AI(AU;SAFA;WD;;;WD)",
                      "D:(OA;CI;RPWP;bf967aba-0de6-11d0-a285-00aa003049e2;bf967aba-0de6-11d0-a285-00aa003049e2;S-1-0x000000000005-18)",
-                     "O:S-1-5-21-1-2-3-500G:S-1-5-32-544D:NO_ACCESS_CONTROLS:P(ML;;NWNR;;;HI)"]
+                     "O:S-1-5-21-1-2-3-500G:S-1-5-32-544D:NO_ACCESS_CONTROLS:P(ML;;NWNR;;;HI)",
+                     "D:(XA;OICI;0x1200a9;;;BU;(WIN://SYSAPPID Contains \"p\" && !(@User.x >= -0x10 || Member_of {SID(BA), SID(S-1-5-18)}) || @Device.d Any_of {#0aff, 017}))"]
         let alphabet = Array("()-;:0123456789xXabcdefABCDEFGIOPSD_ \u{FF10}\u{FF41}é\u{1F600}")
         var state: UInt64 = 0x5DD1
         func next() -> Int {
