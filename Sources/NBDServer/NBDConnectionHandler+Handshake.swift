@@ -106,7 +106,7 @@ extension NBDConnectionHandler {
         logger.info("server stopping: a connection still in the handshake gets NBD_REP_ERR_SHUTDOWN for its next option")
         drainDeadline = context.eventLoop.assumeIsolated().scheduleTask(in: window) { [self] in
             guard context.channel.isActive, phase != .closing else { return }
-            logger.info("server stopping: no option within \(window.nanoseconds / 1_000_000) ms from a connection in the handshake; closing")
+            logger.debug("server stopping: no option within \(window.nanoseconds / 1_000_000) ms from a connection in the handshake; closing")
             closeNow(context: context)
         }
         // An option already buffered is answered now.
@@ -125,7 +125,7 @@ extension NBDConnectionHandler {
             sendOptionReply(option: option, type: NBDProtocol.repAck, payload: nil, context: context)
             closeAfterFlush(context: context)
         default:
-            logger.info("server stopping: answered option \(option) with NBD_REP_ERR_SHUTDOWN; closing")
+            logger.debug("server stopping: answered option \(option) with NBD_REP_ERR_SHUTDOWN; closing")
             sendOptionError(option: option, type: NBDProtocol.repErrShutdown,
                             message: "the server is shutting down", context: context)
             closeAfterFlush(context: context)
