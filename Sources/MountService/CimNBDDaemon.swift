@@ -50,6 +50,15 @@ public final class CimNBDDaemon: Service, @unchecked Sendable {
 
         /// The NBD sockets passed by systemd; empty when the daemon binds its own.
         var inheritedNBDSockets: [SystemdSocketActivation.Socket] { activation?.nbdSockets ?? [] }
+
+        /// The paths of the Unix sockets NBD is served on (bound or inherited).
+        var nbdSocketPaths: [String] {
+            guard !inheritedNBDSockets.isEmpty else { return unixSockets }
+            return inheritedNBDSockets.compactMap { socket in
+                guard case .unixDomainSocket = socket.localAddress else { return nil }
+                return socket.localAddress?.pathname
+            }
+        }
     }
 
     public let configuration: Configuration
@@ -82,7 +91,7 @@ public final class CimNBDDaemon: Service, @unchecked Sendable {
         let scheme = configuration.server.tls.mode == .require ? "nbds" : "nbd"
         manager = MountManager(registry: registry, store: configuration.statePath.map(MountStateStore.init(path:)),
                                advertisedAuthority: authority, describePaths: configuration.describePaths, advertisedScheme: scheme,
-                               logger: logger, makeVolume: makeVolume)
+                               plainSocketPath: configuration.nbdSocketPaths.first, logger: logger, makeVolume: makeVolume)
         if configuration.metricsAddress != nil || configuration.activation?.metricsSocket != nil {
             let metrics = DaemonMetrics()
             let manager = self.manager
@@ -110,7 +119,7 @@ public final class CimNBDDaemon: Service, @unchecked Sendable {
         let manager = self.manager
         // The kernel cannot carry TLS: under --tls require only a Unix socket
         // (never forced to TLS) can take the device back.
-        let plainSocket = configuration.server.tls.mode == .require ? configuration.unixSockets.first : nil
+        let plainSocket = configuration.server.tls.mode == .require ? manager.plainSocketPath : nil
         Thread.detachNewThread {
             for (guid, device, uri) in attached {
                 do {
@@ -139,6 +148,7 @@ public final class CimNBDDaemon: Service, @unchecked Sendable {
             } else {
                 try await server.start(listenAddresses: [], unixSockets: [], inheritedSockets: inherited.map(\.descriptor))
             }
+            logTLSScope()
             try await metricsServer?.start(address: configuration.metricsAddress,
                                            inherited: configuration.activation?.metricsSocket?.descriptor)
             reconnectAttachedDevices()
@@ -163,6 +173,19 @@ public final class CimNBDDaemon: Service, @unchecked Sendable {
         control.stop()
         await metricsServer?.shutdown()
         try await server.shutdown()
+    }
+
+    /// Says at start what `--tls require` covers: TCP only. Unix sockets stay
+    /// plain text on purpose (the kernel's nbd driver cannot carry TLS, and
+    /// the socket's file mode decides who may connect).
+    private func logTLSScope() {
+        guard configuration.server.tls.mode == .require else { return }
+        let paths = configuration.nbdSocketPaths
+        if paths.isEmpty {
+            logger.info("TLS required on every listener; no Unix socket is served, so 'cimnbd attach' and 'mount --attach' (the kernel's nbd driver cannot carry TLS) have nowhere to connect: add --socket PATH")
+        } else {
+            logger.notice("TLS required on TCP only: Unix socket(s) \(paths.joined(separator: ", ")) serve plain text, for 'cimnbd attach' (the kernel's nbd driver cannot carry TLS); their file mode decides who may connect")
+        }
     }
 
     /// sd_notify for Type=notify units; a failure is logged, never fatal.

@@ -42,13 +42,19 @@ public struct ControlResponse: Codable, Sendable, Equatable {
     public var error: MountError?
     public var record: MountRecord?
     public var uri: String?
+    /// Where `mount --attach` connects the kernel (``MountManager/kernelURI(for:)``):
+    /// absent when the server requires TLS and has no Unix socket (and from
+    /// daemons older than this field, which then means `uri`).
+    public var kernelURI: String?
     public var mounts: [MountInfo]?
 
-    public init(ok: Bool, error: MountError? = nil, record: MountRecord? = nil, uri: String? = nil, mounts: [MountInfo]? = nil) {
+    public init(ok: Bool, error: MountError? = nil, record: MountRecord? = nil, uri: String? = nil, kernelURI: String? = nil,
+                mounts: [MountInfo]? = nil) {
         self.ok = ok
         self.error = error
         self.record = record
         self.uri = uri
+        self.kernelURI = kernelURI
         self.mounts = mounts
     }
 }

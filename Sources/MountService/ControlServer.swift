@@ -182,7 +182,8 @@ public final class ControlServer: @unchecked Sendable {
                                              fileMask: request.fileMask ?? defaults.fileMask, root: request.root)
                 let record = try manager.mount(directory: directory, name: name, flags: request.flags ?? 0, guid: guid,
                                                mapping: mapping, callerUID: uid, callerGID: gid)
-                return ControlResponse(ok: true, record: record, uri: manager.uri(for: record.guid))
+                return ControlResponse(ok: true, record: record, uri: manager.uri(for: record.guid),
+                                       kernelURI: manager.kernelURI(for: record.guid))
             case .dismount:
                 guard uid == 0 || uid == getuid() else { throw MountError.accessDenied(path: "dismount needs root") }
                 try manager.dismount(guid: request.guid ?? "", force: request.force ?? false)

@@ -24,6 +24,9 @@ public final class MountManager: Sendable {
     public let describePaths: Bool
     /// `nbd`, or `nbds` when the server requires TLS.
     public let advertisedScheme: String
+    /// A Unix socket the server listens on, never forced to TLS: where a
+    /// kernel device attaches when TCP requires TLS. Nil when there is none.
+    public let plainSocketPath: String?
 
     private struct Mounted: Sendable {
         var record: MountRecord
@@ -41,7 +44,7 @@ public final class MountManager: Sendable {
     private let state = NIOLockedValueBox(State())
 
     public init(registry: ExportRegistry, store: MountStateStore?, advertisedAuthority: String = "127.0.0.1",
-                describePaths: Bool = false, advertisedScheme: String = "nbd",
+                describePaths: Bool = false, advertisedScheme: String = "nbd", plainSocketPath: String? = nil,
                 logger: Logger = Logger(label: "cimnbd.mount"), makeVolume: @escaping VolumeFactory) {
         self.describePaths = describePaths
         self.registry = registry
@@ -50,6 +53,7 @@ public final class MountManager: Sendable {
         self.logger = logger
         self.advertisedAuthority = advertisedAuthority
         self.advertisedScheme = advertisedScheme
+        self.plainSocketPath = plainSocketPath
     }
 
     /// Mounts `name` from `directory` under `guid` (a random one when nil).
@@ -158,6 +162,14 @@ public final class MountManager: Sendable {
 
     /// `nbd://AUTHORITY/GUID` (`nbds://` when TLS is required).
     public func uri(for guid: String) -> String { "\(advertisedScheme)://\(advertisedAuthority)/\(guid)" }
+
+    /// Where the kernel's nbd driver, which cannot carry TLS, reaches `guid`:
+    /// ``uri(for:)`` when TCP serves plain text, else the Unix socket
+    /// (`nbd+unix:///GUID?socket=PATH`), else nil (nowhere).
+    public func kernelURI(for guid: String) -> String? {
+        guard advertisedScheme == "nbds" else { return uri(for: guid) }
+        return plainSocketPath.map { "nbd+unix:///\(guid)?socket=\($0)" }
+    }
 
     /// Mounts every record of the state file again, under the same GUIDs.
     /// Records that fail are logged and kept in the state file. A damaged

@@ -42,6 +42,10 @@ extension NBDConnectionHandler {
 
     func handleOption(_ option: UInt32, payload: ByteBuffer, context: ChannelHandlerContext) {
         logger.trace("option \(option), \(payload.readableBytes) bytes")
+        if isDraining {
+            answerWhileStopping(option, context: context)
+            return
+        }
         if tlsRequired {
             switch option {
             case NBDProtocol.optStartTLS, NBDProtocol.optAbort:
@@ -86,6 +90,45 @@ extension NBDConnectionHandler {
         default:
             sendOptionError(option: option, type: NBDProtocol.repErrUnsup,
                             message: "option \(option) is not supported by this server", context: context)
+        }
+    }
+
+    // MARK: Stopping during the handshake
+
+    /// A graceful stop reached a connection still haggling: proto.md's
+    /// NBD_REP_ERR_SHUTDOWN tells its client why the session ends, so the
+    /// next option is answered with it (``answerWhileStopping(_:context:)``)
+    /// rather than the connection vanishing. A client that sends nothing is
+    /// closed after ``NBDGracefulStop/handshakeAnswerWindow`` (or the grace
+    /// period, if shorter): nothing of the export is at stake yet.
+    func beginHandshakeDrain(gracePeriod: TimeAmount, context: ChannelHandlerContext) {
+        let window = min(gracePeriod, NBDGracefulStop.handshakeAnswerWindow)
+        logger.info("server stopping: a connection still in the handshake gets NBD_REP_ERR_SHUTDOWN for its next option")
+        drainDeadline = context.eventLoop.assumeIsolated().scheduleTask(in: window) { [self] in
+            guard context.channel.isActive, phase != .closing else { return }
+            logger.debug("server stopping: no option within \(window.nanoseconds / 1_000_000) ms from a connection in the handshake; closing")
+            closeNow(context: context)
+        }
+        // An option already buffered is answered now.
+        processInbound(context: context)
+    }
+
+    /// Answers one option of a stopping server, then closes.
+    private func answerWhileStopping(_ option: UInt32, context: ChannelHandlerContext) {
+        switch option {
+        case NBDProtocol.optExportName:
+            // Cannot carry an error (proto.md): hanging up is the only answer.
+            logger.notice("NBD_OPT_EXPORT_NAME while the server is stopping; closing")
+            closeNow(context: context)
+        case NBDProtocol.optAbort:
+            handshakeAborted = true
+            sendOptionReply(option: option, type: NBDProtocol.repAck, payload: nil, context: context)
+            closeAfterFlush(context: context)
+        default:
+            logger.debug("server stopping: answered option \(option) with NBD_REP_ERR_SHUTDOWN; closing")
+            sendOptionError(option: option, type: NBDProtocol.repErrShutdown,
+                            message: "the server is shutting down", context: context)
+            closeAfterFlush(context: context)
         }
     }
 

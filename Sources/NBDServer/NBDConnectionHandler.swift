@@ -326,9 +326,7 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
         isDraining = true
         switch phase {
         case .awaitingClientFlags, .options:
-            // Nothing has been asked of the export yet: nothing to finish.
-            logger.info("server stopping: closing a connection still in the handshake")
-            closeNow(context: context)
+            beginHandshakeDrain(gracePeriod: gracePeriod, context: context)
         case .transmission:
             logger.info("server stopping: finishing \(inFlight) started request(s), answering the rest with NBD_ESHUTDOWN")
             drainDeadline = context.eventLoop.assumeIsolated().scheduleTask(in: gracePeriod) { [self] in

@@ -67,7 +67,7 @@ struct MountCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("CimMountImage flags, decimal or 0x hex. Example: --flags 0x2", valueName: "N"))
     var flags: String = "0"
 
-    @Flag(name: .long, help: "Also attach the volume as a kernel block device /dev/nbdN (as 'cimnbd attach'); prints the device. Needs root and the nbd module.")
+    @Flag(name: .long, help: "Also attach the volume as a kernel block device /dev/nbdN (as 'cimnbd attach'); prints the device. Needs root and the nbd module. Under 'serve --tls require' it attaches through the daemon's Unix socket (serve --socket PATH), as the kernel cannot carry TLS; without one it refuses. Example: cimnbd mount /images layer.cim --attach")
     var attach = false
 
     @Option(name: .long, help: ArgumentHelp("With --attach: number of connections to the server (1-16).", valueName: "N"))
@@ -100,8 +100,19 @@ struct MountCommand: ParsableCommand {
         print(guid)
         print(response.uri ?? "")
         guard attach, let uri = response.uri else { return }
+        // A daemon older than `kernelURI` answers without it: its `uri` then.
+        guard let kernelURI = response.kernelURI ?? (uri.hasPrefix("nbds:") ? nil : uri) else {
+            _ = try? ControlClient(path: daemon.control).send(ControlRequest(op: .dismount, guid: guid, force: true))
+            printError("""
+                --attach refused, volume dismounted again: the daemon requires TLS on TCP (--tls require) and serves \
+                no Unix socket, and the kernel's nbd driver cannot carry TLS. Start 'cimnbd serve' with --socket PATH \
+                as well (e.g. --socket /run/cimnbd/nbd.sock; --tls require leaves Unix sockets plain, their file mode \
+                decides who may connect): mount --attach then attaches through it.
+                """)
+            throw ExitCode(1)
+        }
         do {
-            let server = try NBDServerAddress(parsing: uri)
+            let server = try NBDServerAddress(parsing: kernelURI)
             let attachment = try NBDDeviceManager.attach(NBDAttachOptions(exportName: guid, server: server, connections: connections,
                                                                                   deadConnTimeoutSeconds: deadConnTimeout))
             _ = try daemon.send(ControlRequest(op: .setDevice, guid: guid, device: attachment.device))

@@ -40,12 +40,15 @@ struct ServeCommand: AsyncParsableCommand {
             rest of its requests wait in its own TCP window. A client must finish the handshake \
             within --handshake-timeout. On SIGTERM (and 'dismount --force') replies already \
             being sent are finished (at most 10 s), requests not yet started are answered with \
-            NBD_ESHUTDOWN, then connections close. A damaged state file is renamed to \
+            NBD_ESHUTDOWN, then connections close; a client still in the handshake gets \
+            NBD_REP_ERR_SHUTDOWN for its next option (closed after 1 s if it sends none). A damaged state file is renamed to \
             STATE.corrupt-<time> and the daemon starts with an empty mount table.
 
             TLS works as in nbdkit (see README, section TLS): certificates made with certtool, \
-            keys with psktool; clients use nbds:// URIs. The kernel's nbd driver cannot carry \
-            TLS: serve a --socket for 'cimnbd attach', which --tls require leaves plain.
+            keys with psktool; clients use nbds:// URIs. --tls require applies to TCP listeners \
+            only: Unix sockets (--socket) stay plain text, since the kernel's nbd driver cannot \
+            carry TLS, for 'cimnbd attach' and 'mount --attach' (which uses the first one under \
+            --tls require); the start log says so.
             """
     )
 

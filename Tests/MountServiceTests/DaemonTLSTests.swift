@@ -1,4 +1,5 @@
 import Foundation
+import MountService
 import XCTest
 
 /// `cimnbd serve --tls …` as a user runs it: option checks, nbds:// URIs,
@@ -63,8 +64,42 @@ final class DaemonTLSTests: XCTestCase {
         XCTAssertNotEqual(r.status, 0)
         XCTAssertTrue(r.stderr.contains("kernel's nbd driver cannot carry"), r.stderr)
         XCTAssertTrue(r.stderr.contains("nbd+unix:///GUID?socket="), r.stderr)
+
+        // mount --attach goes through the Unix socket: the daemon's answer
+        // names it (the kernel attach itself runs in tools/vm/run, scenario 9).
+        let second = "6e3a9d2b-8c4f-4a71-8b2e-3d5f7a9b1c24"
+        let mounted = try ControlClient(path: d.control).send(ControlRequest(op: .mount, directory: images, name: "layer.cim", guid: second))
+        XCTAssertTrue(mounted.ok, "\(String(describing: mounted.error))")
+        XCTAssertEqual(mounted.uri, "nbds://\(d.authority)/\(second)")
+        XCTAssertEqual(mounted.kernelURI, "nbd+unix:///\(second)?socket=\(socket)")
         d.stop()
         let log = (try? String(contentsOfFile: d.logPath, encoding: .utf8)) ?? ""
         XCTAssertTrue(log.contains("TLS session established"), log)
+        XCTAssertTrue(log.contains("TLS required on TCP only: Unix socket(s) \(socket) serve plain text"), log)
+    }
+
+    /// Under --tls require without a Unix socket there is nowhere the kernel
+    /// can attach: mount --attach says so before touching any device, names
+    /// --socket PATH, and leaves nothing mounted.
+    func testMountAttachUnderRequireWithoutUnixSocketRefusesClearly() throws {
+        guard let psktool = DaemonHarness.tool("psktool") else { throw XCTSkip("psktool (gnutls-bin) is not installed") }
+        let d = try DaemonHarness(label: "tls-attach")
+        let keys = d.work + "/keys.psk"
+        XCTAssertEqual(try DaemonHarness.run(psktool, ["-u", "alice", "-p", keys]).status, 0)
+        let images = try d.makeImage(name: "layer", files: 2, bigFileBytes: 1 << 16)
+        try d.start(extra: ["--tls", "require", "--tls-psk", keys])
+        let r = try d.control(["mount", images, "layer.cim", "--volume-id", guid, "--attach"])
+        XCTAssertEqual(r.status, 1, r.stdout + r.stderr)
+        XCTAssertTrue(r.stderr.contains("--attach refused, volume dismounted again"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("kernel's nbd driver cannot carry TLS"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("--socket PATH"), r.stderr)
+        let list = try ControlClient(path: d.control).send(ControlRequest(op: .list))
+        XCTAssertEqual(list.mounts?.count, 0, "the volume mounted for the attach is gone again")
+        let answer = try ControlClient(path: d.control).send(ControlRequest(op: .mount, directory: images, name: "layer.cim", guid: guid))
+        XCTAssertTrue(answer.ok)
+        XCTAssertNil(answer.kernelURI, "no plain path for the kernel")
+        d.stop()
+        let log = (try? String(contentsOfFile: d.logPath, encoding: .utf8)) ?? ""
+        XCTAssertTrue(log.contains("no Unix socket is served"), log)
     }
 }

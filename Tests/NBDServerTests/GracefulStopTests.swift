@@ -107,4 +107,84 @@ final class GracefulStopTests: XCTestCase {
         XCTAssertGreaterThan(elapsed, 0.8, "the server waited for the reply being sent")
         XCTAssertLessThan(elapsed, 4, "but no longer than the grace period")
     }
+
+    // MARK: Stopping during the handshake (proto.md: NBD_REP_ERR_SHUTDOWN)
+
+    /// A client haggling when the stop comes gets NBD_REP_ERR_SHUTDOWN for its
+    /// next option, then the server closes; the stop does not wait for more.
+    func testStopDuringHandshakeAnswersTheNextOptionWithShutdown() async throws {
+        let fixture = try TestFixture()
+        try await fixture.start()
+        let raw = try RawNBDClient(port: fixture.port)
+        try raw.handshake()
+        XCTAssertEqual(try raw.list().count, 2, "haggling works before the stop")
+        let server = fixture.server
+        let started = Date()
+        let stopping = Task { try await server.shutdown() }
+        // Let the stop reach the connection before the option arrives.
+        try await Task.sleep(nanoseconds: 200_000_000)
+        let name = Array(TestFixture.mainGUID.description.utf8)
+        try raw.sendOption(7, data: RawNBDClient.be32(UInt32(name.count)) + name + [0, 0])  // NBD_OPT_GO
+        let reply = try raw.readOptionReply()
+        XCTAssertEqual(reply.option, 7)
+        XCTAssertEqual(reply.type, 0x8000_0007, "NBD_REP_ERR_SHUTDOWN, got \(String(reply.type, radix: 16)): \(reply.text)")
+        XCTAssertEqual(reply.text, "the server is shutting down")
+        XCTAssertTrue(raw.closedByServer(), "the server closes after answering")
+        try await stopping.value
+        XCTAssertLessThan(Date().timeIntervalSince(started), 1.5, "the stop ended with the connection, not after a timeout")
+        try? FileManager.default.removeItem(at: fixture.directory)
+    }
+
+    /// An option already sent when the stop comes is answered the same way,
+    /// and so is one sent before the client flags were even complete.
+    func testStopBeforeClientFlagsStillAnswersTheFirstOption() async throws {
+        let fixture = try TestFixture()
+        try await fixture.start()
+        let raw = try RawNBDClient(port: fixture.port)
+        _ = try raw.readGreeting()
+        try raw.send([0, 0])  // half of the client flags
+        let server = fixture.server
+        let stopping = Task { try await server.shutdown() }
+        try await Task.sleep(nanoseconds: 200_000_000)
+        try raw.send([0, 3])
+        try raw.sendOption(3)  // NBD_OPT_LIST
+        let reply = try raw.readOptionReply()
+        XCTAssertEqual(reply.option, 3)
+        XCTAssertEqual(reply.type, 0x8000_0007)
+        XCTAssertTrue(raw.closedByServer())
+        try await stopping.value
+        try? FileManager.default.removeItem(at: fixture.directory)
+    }
+
+    /// NBD_OPT_EXPORT_NAME cannot carry an error: a stopping server hangs up.
+    func testStopDuringHandshakeClosesOnExportName() async throws {
+        let fixture = try TestFixture()
+        try await fixture.start()
+        let raw = try RawNBDClient(port: fixture.port)
+        try raw.handshake()
+        let server = fixture.server
+        let stopping = Task { try await server.shutdown() }
+        try await Task.sleep(nanoseconds: 200_000_000)
+        try raw.sendOption(1, data: Array(TestFixture.mainGUID.description.utf8))
+        XCTAssertNil(raw.receiveUnlessClosed(10), "no export reply from a stopping server")
+        try await stopping.value
+        try? FileManager.default.removeItem(at: fixture.directory)
+    }
+
+    /// A client that says nothing more holds the stop for about a second, not
+    /// for the whole grace period.
+    func testIdleHandshakeConnectionIsClosedSoonAfterTheStop() async throws {
+        let fixture = try TestFixture()
+        try await fixture.start()
+        let raw = try RawNBDClient(port: fixture.port)
+        try raw.handshake()
+        XCTAssertEqual(try raw.list().count, 2)
+        let started = Date()
+        try await fixture.server.shutdown()
+        let elapsed = Date().timeIntervalSince(started)
+        XCTAssertGreaterThan(elapsed, 0.8, "the server waited for the client's next option")
+        XCTAssertLessThan(elapsed, 3, "but not for the 10 s grace period")
+        XCTAssertTrue(raw.closedByServer())
+        try? FileManager.default.removeItem(at: fixture.directory)
+    }
 }

@@ -59,12 +59,16 @@ struct LittleEndianBytes {
             throw CimError.truncated(path: path, offset: baseOffset + UInt64(offset), expected: 0)
         }
         try check(offset, units * 2)
-        var result = [UInt16]()
-        result.reserveCapacity(units)
-        for i in 0..<units {
-            let at = offset + 2 * i
-            result.append(UInt16(bytes[at]) | UInt16(bytes[at + 1]) << 8)
+        // One copy instead of a loop per unit: the upcase table alone is
+        // 65,536 units, read on every open.
+        return [UInt16](unsafeUninitializedCapacity: units) { target, initialized in
+            bytes.withUnsafeBytes { source in
+                UnsafeMutableRawBufferPointer(target).copyMemory(from: UnsafeRawBufferPointer(rebasing: source[offset..<(offset + units * 2)]))
+            }
+            #if _endian(big)
+            for i in 0..<units { target[i] = UInt16(littleEndian: target[i]) }
+            #endif
+            initialized = units
         }
-        return result
     }
 }

@@ -271,3 +271,32 @@ scenario_9() {
     [ $ok = 1 ] && pass 9 "daemon SIGKILLed with $dev mounted; the restarted daemon reconnected the device itself; the read issued meanwhile completed with correct bytes" \
         || fail 9 "see INFO lines above"
 }
+
+# Scenario 10: the daemon requires TLS on TCP (--tls require, PSK) and also serves a Unix
+# socket: `cimnbd mount --attach` attaches the kernel through that socket (the kernel's nbd
+# driver cannot carry TLS; --tls require leaves Unix sockets plain).
+scenario_10() {
+    G10=8b3c4d5e-6f70-4b2c-9d3e-4f5a6b7c8d9e
+    C10=/tmp/control10.sock; N10=/tmp/nbd10.sock
+    printf 'alice:5c1e0a7d3b9f2e8c4a6d1b0f7e3c9a2d5b8e1f4a7c0d3e6b9f2a5c8e1b4d7a0f\n' > /tmp/keys10.psk
+    cimnbd serve --no-demo --listen 127.0.0.1:10812 --socket $N10 --tls require --tls-psk /tmp/keys10.psk \
+        --control $C10 --state /tmp/state10.json >/tmp/serve10.log 2>&1 &
+    spid=$!
+    i=0; while [ ! -S $C10 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+    [ -S $C10 ] || { cat /tmp/serve10.log; fail 10 "cimnbd serve did not start"; return; }
+    ok=1
+    out=$(cimnbd mount /scenario/small small.cim --volume-id $G10 --attach --control $C10 2>/tmp/m10.err) \
+        || { cat /tmp/m10.err; fail 10 "cimnbd mount --attach under --tls require"; kill $spid; return; }
+    dev=$(echo "$out" | tail -1)
+    echo "$out" | grep -q "^nbds://127.0.0.1:10812/$G10\$" || { echo "INFO mount printed: $out"; ok=0; }
+    [ -b "$dev" ] || { echo "INFO no block device '$dev'"; fail 10 "mount --attach printed no device"; kill $spid; return; }
+    mount -t ext4 -o ro "$dev" /mnt || { fail 10 "mount $dev"; kill $spid; return; }
+    (cd /mnt && sha256sum -c /scenario/small.sha256 >/tmp/c10.out 2>&1) || { head -3 /tmp/c10.out; ok=0; }
+    umount /mnt
+    cimnbd dismount $G10 --control $C10 || { echo "INFO dismount failed"; ok=0; }
+    wait_detached "${dev#/dev/}" || { echo "INFO $dev still attached"; ok=0; }
+    grep -q "TLS required on TCP only" /tmp/serve10.log || { echo "INFO no TLS scope line in the log"; ok=0; }
+    kill $spid; wait $spid 2>/dev/null
+    [ $ok = 1 ] && pass 10 "--tls require with --socket: mount --attach attached $dev through the Unix socket; checksums match; dismount detaches" \
+        || fail 10 "see INFO lines above"
+}

@@ -58,14 +58,17 @@ final class CimFuzzWorkspace {
         // patches; a system call each would dominate the run).
         guard let first = file.patches.map(\.offset).min(),
               let end = file.patches.map({ $0.offset + $0.bytes.count }).max(), end > first else { return true }
-        span.removeAll(keepingCapacity: true)
-        span.append(contentsOf: repeatElement(0, count: end - first))
+        // Grown once to the largest span met, then only zeroed (memset, not
+        // an element loop: this runs for every input).
+        if span.count < end - first { span = [UInt8](repeating: 0, count: end - first) }
+        let length = end - first
         span.withUnsafeMutableBytes { target in
+            if let base = target.baseAddress { _ = memset(base, 0, length) }
             for patch in file.patches {
                 UnsafeMutableRawBufferPointer(rebasing: target[(patch.offset - first)...]).copyMemory(from: patch.bytes)
             }
         }
-        return span.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, off_t(first)) } == span.count
+        return span.withUnsafeBytes { pwrite(fd, $0.baseAddress, length, off_t(first)) } == length
     }
 
     /// The region file names the reader will open for the `.cim` just

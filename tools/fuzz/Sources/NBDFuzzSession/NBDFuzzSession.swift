@@ -15,17 +15,24 @@ import Musl
 /// real thread pool for its reads, exactly as `NBDServer` sets it up for a
 /// Unix-socket client. (NIO's `EmbeddedChannel` cannot host it: its event
 /// loop must only be touched from its own thread, and the handler completes
-/// reads from the thread pool.) The fuzzer's thread is the client: it writes
-/// the input while reading replies, half-closes, and reads until the server
-/// closes. ``SessionEndHandler`` makes the server close only once every
-/// accepted request is answered, so replies are not lost to the end of input.
+/// reads from the thread pool.) The client is a second channel on the other
+/// end of the socketpair, on the same event loop (``SessionClientHandler``):
+/// it writes the input, half-closes, and reads until the server closes.
+/// ``SessionEndHandler`` makes the server close only once every accepted
+/// request is answered, so replies are not lost to the end of input.
+///
+/// The whole session runs on the loop's thread; the fuzzer's thread only
+/// hands it over and waits for the result. Hops between threads are what a
+/// session costs (on a busy machine each wake-up may wait for a time slice),
+/// so there are two per session, plus one round trip to the pool per
+/// request that reads the volume.
 public final class NBDFuzzSession: Sendable {
     /// One session per process, built on first use (the export takes a few ms).
     public static let shared = NBDFuzzSession()
 
     /// A session that has not ended after this long is a finding: the server
     /// stopped answering a client that is still reading.
-    public static let deadlineSeconds = 10
+    public static let deadlineSeconds: Int64 = 10
 
     private let group: MultiThreadedEventLoopGroup
     private let threadPool: NIOThreadPool
@@ -96,77 +103,46 @@ public final class NBDFuzzSession: Sendable {
         guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) == 0 else {
             fatalError("socketpair failed: errno \(errno)")
         }
-        let client = pair[1]
-        // Not waited for: the client's bytes wait in the socket meanwhile, and
-        // each hop between threads costs more than the rest of a session.
-        let channel = ClientBootstrap(group: group)
-            .channelOption(.allowRemoteHalfClosure, value: true)
-            .channelInitializer { [self] channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let handler = NBDConnectionHandler(registry: registry, configuration: configuration,
-                                                       threadPool: threadPool, logger: logger)
-                    try channel.pipeline.syncOperations.addHandler(handler)
-                    try channel.pipeline.syncOperations.addHandler(SessionEndHandler(connection: handler))
+        let (serverSocket, clientSocket) = (pair[0], pair[1])
+        let input = ByteBuffer(bytes: bytes)
+        let loop = group.next()
+        let session = loop.flatSubmit { [self] () -> EventLoopFuture<Int> in
+            let deadline = loop.scheduleTask(in: .seconds(Self.deadlineSeconds)) {
+                fatalError("the NBD session did not end within \(Self.deadlineSeconds) s (\(input.readableBytes) bytes of input)")
+            }
+            let server = ClientBootstrap(group: loop)
+                .channelOption(.allowRemoteHalfClosure, value: true)
+                .channelInitializer { [self] channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        let handler = NBDConnectionHandler(registry: registry, configuration: configuration,
+                                                           threadPool: threadPool, logger: logger)
+                        try channel.pipeline.syncOperations.addHandler(handler)
+                        try channel.pipeline.syncOperations.addHandler(SessionEndHandler(connection: handler))
+                    }
+                }
+                .withConnectedSocket(serverSocket)
+            let ended = loop.makePromise(of: Int.self)
+            let client = ClientBootstrap(group: loop)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(SessionClientHandler(input: input, ended: ended))
+                    }
+                }
+                .withConnectedSocket(clientSocket)
+            client.whenFailure { ended.fail($0) }
+            // The client has seen the server's end of file; the server's
+            // channel is closed (or closing) by then.
+            return ended.futureResult.and(server).flatMap { received, channel in
+                channel.closeFuture.map {
+                    deadline.cancel()
+                    return received
                 }
             }
-            .withConnectedSocket(pair[0])
-        let received = converse(client: client, bytes: bytes)
-        close(client)
+        }
         do {
-            try channel.flatMap { $0.closeFuture }.wait()
+            return try session.wait()
         } catch {
-            fatalError("the server side of the session failed: \(error)")
-        }
-        return received
-    }
-
-    /// The client side: writes while reading (a server blocked on a full
-    /// socket would otherwise deadlock with us), then reads to end of file.
-    private func converse(client: Int32, bytes: UnsafeRawBufferPointer) -> Int {
-        _ = fcntl(client, F_SETFL, fcntl(client, F_GETFL) | O_NONBLOCK)
-        var sent = 0
-        var writing = true
-        if bytes.isEmpty {
-            shutdown(client, Int32(SHUT_WR))
-            writing = false
-        }
-        var received = 0
-        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
-        var started = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &started)
-        while true {
-            var now = timespec()
-            clock_gettime(CLOCK_MONOTONIC, &now)
-            let elapsed = Int(now.tv_sec - started.tv_sec) * 1000 + Int(now.tv_nsec - started.tv_nsec) / 1_000_000
-            let remaining = Self.deadlineSeconds * 1000 - elapsed
-            var descriptor = pollfd(fd: client, events: Int16(POLLIN) | (writing ? Int16(POLLOUT) : 0), revents: 0)
-            let ready = remaining > 0 ? poll(&descriptor, 1, Int32(remaining)) : 0
-            if ready == 0 {
-                fatalError("the NBD session did not end within \(Self.deadlineSeconds) s: \(sent) of \(bytes.count) bytes sent, \(received) received")
-            }
-            if ready < 0 {
-                if errno == EINTR { continue }
-                fatalError("poll failed: errno \(errno)")
-            }
-            if descriptor.revents & Int16(POLLIN | POLLHUP | POLLERR) != 0 {
-                let n = buffer.withUnsafeMutableBytes { read(client, $0.baseAddress, $0.count) }
-                if n == 0 { return received }
-                if n > 0 {
-                    received += n
-                } else if errno != EAGAIN && errno != EINTR {
-                    return received  // reset by the server: the session is over
-                }
-            }
-            if writing && descriptor.revents & Int16(POLLOUT) != 0 {
-                let n = send(client, bytes.baseAddress.map { $0 + sent }, bytes.count - sent, Int32(MSG_NOSIGNAL))
-                if n > 0 { sent += n }
-                if n < 0 && errno != EAGAIN && errno != EINTR {
-                    writing = false  // the server closed its end; read what it said
-                } else if sent == bytes.count {
-                    shutdown(client, Int32(SHUT_WR))
-                    writing = false
-                }
-            }
+            fatalError("the fuzz session failed: \(error)")
         }
     }
 }
