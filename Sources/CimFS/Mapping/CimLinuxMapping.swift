@@ -78,12 +78,11 @@ package struct CimLinuxMapping: Sendable {
         var reparseNodes: [(CimFileID, Int)] = []
         var replaced: [CimFileID: [UInt16]] = [:]
         var renamed: [CimFileID: [OriginalNameEA.RenamedLink]] = [:]
-        try image.walk(from: root) { _, child, components in
+        try image.walkDepths(from: root) { child, entry, depth in
             let index = Int(child.fileID)
             guard index < seen.count, !seen[index] else { return }
             seen[index] = true
-            let entry = try image.entry(child.fileID)
-            if entry.reparseDataOffset != 0 { reparseNodes.append((child.fileID, components.count - 1)) }
+            if entry.reparseDataOffset != 0 { reparseNodes.append((child.fileID, depth)) }
             if entry.extendedAttributesOffset != 0, let chain = try image.extendedAttributes(of: child.fileID) {
                 let links = OriginalNameEA.renamedLinks(in: chain).filter { WindowsName.direct($0.original) != nil }
                 if !links.isEmpty { renamed[child.fileID] = links }

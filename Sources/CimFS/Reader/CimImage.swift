@@ -38,7 +38,7 @@ public final class CimImage: Sendable {
     public let upcase: UpcaseTable
 
     let tables: [FileTableInfo]
-    private let tableCache: Mutex<[Int: [UInt8]]>
+    private let tableCache: Mutex<[[UInt8]?]>
     private let linkCounts: Mutex<[UInt32]?>
     private let directoryCache: Mutex<DirectoryCache>
 
@@ -170,7 +170,7 @@ public final class CimImage: Sendable {
             infos.append(FileTableInfo(offset: offset, validCount: valid, entrySize: entrySize))
         }
         tables = infos
-        tableCache = Mutex([:])
+        tableCache = Mutex([[UInt8]?](repeating: nil, count: infos.count))
         linkCounts = Mutex(nil)
         directoryCache = Mutex(DirectoryCache())
 
@@ -289,11 +289,14 @@ public final class CimImage: Sendable {
         let info = tables[tableIndex]
         let table = try tableBytes(tableIndex)
         let start = slot * info.entrySize
-        // The table's location was validated when the image was opened.
-        let (region, offset) = CimFormat.split(regionOffset: info.offset)
-        let file = regions[Int(region)]
-        let raw = LittleEndianBytes(Array(table[start..<(start + minimumEntrySize)]), path: file.path, baseOffset: offset + UInt64(start))
-        return try CimFileEntry(raw, major: versionMajor)
+        // The table was read whole (validCount × entrySize bytes, entrySize ≥
+        // minimumEntrySize) but check anyway: this is the one place entries are decoded.
+        guard start >= 0, start <= table.count - minimumEntrySize else {
+            let (region, offset) = CimFormat.split(regionOffset: info.offset)
+            throw CimError.truncated(path: regions[Int(region)].path, offset: offset + UInt64(start), expected: UInt64(minimumEntrySize))
+        }
+        let major = versionMajor
+        return table.withUnsafeBytes { CimFileEntry(table: $0, at: start, major: major) }
     }
 
     private func tableBytes(_ index: Int) throws -> [UInt8] {
@@ -348,9 +351,19 @@ public final class CimImage: Sendable {
                 throw CimError.invalidFileID(path: path, fileID: childID, problem: "referenced by entry \(i) of directory FileID \(id) but does not exist")
             }
             let units = table.names[i]
-            result.append(CimDirectoryEntry(name: String(decoding: units, as: UTF16.self), nameUnits: units, fileID: childID))
+            result.append(CimDirectoryEntry(name: CimImage.decodeName(units), nameUnits: units, fileID: childID))
         }
         return result
+    }
+
+    /// `String(decoding: units, as: UTF16.self)`, without the general decoder
+    /// for the usual all-ASCII name.
+    static func decodeName(_ units: [UInt16]) -> String {
+        guard units.allSatisfy({ $0 < 0x80 }) else { return String(decoding: units, as: UTF16.self) }
+        return String(unsafeUninitializedCapacity: units.count) { buffer in
+            for (i, unit) in units.enumerated() { buffer[i] = UInt8(truncatingIfNeeded: unit) }
+            return units.count
+        }
     }
 
     /// Looks up one name in directory `id`, case-insensitively through the upcase table.
@@ -427,6 +440,38 @@ public final class CimImage: Sendable {
                         throw CimError.corrupt(path: path, offset: 0, problem: "directory nesting deeper than a path allows")
                     }
                     subdirectories.append((child.fileID, childComponents))
+                }
+            }
+            stack.append(contentsOf: subdirectories.reversed())
+        }
+    }
+
+    /// Visits every directory entry below `start` (default: the root) like
+    /// ``walk(from:_:)``, but gives the depth of the entry's directory (0 for
+    /// `start`) instead of its path, so no path is built per entry; the
+    /// callback also gets the child's file entry, decoded once for both.
+    package func walkDepths(from start: CimFileID? = nil, _ visit: (CimDirectoryEntry, CimFileEntry, _ depth: Int) throws -> Void) throws {
+        let origin = start ?? rootID
+        var visited = [Bool](repeating: false, count: Int(maxFileID) + 1)
+        if Int(origin) < visited.count { visited[Int(origin)] = true }
+        var stack: [(CimFileID, Int)] = [(origin, 0)]
+        var subdirectories: [(CimFileID, Int)] = []
+        while let (dir, depth) = stack.popLast() {
+            subdirectories.removeAll(keepingCapacity: true)
+            for child in try children(of: dir) {
+                let entry = try self.entry(child.fileID)
+                try visit(child, entry, depth)
+                if entry.isDirectory {
+                    // children(of:) checked the FileID, so it indexes `visited`.
+                    guard !visited[Int(child.fileID)] else {
+                        throw CimError.corrupt(path: path, offset: 0,
+                                               problem: "directory FileID \(child.fileID) is reached twice (a cycle or a hard-linked directory), from directory FileID \(dir)")
+                    }
+                    visited[Int(child.fileID)] = true
+                    guard depth + 1 < CimFormat.maxPathUnits / 2 else {
+                        throw CimError.corrupt(path: path, offset: 0, problem: "directory nesting deeper than a path allows")
+                    }
+                    subdirectories.append((child.fileID, depth + 1))
                 }
             }
             stack.append(contentsOf: subdirectories.reversed())
