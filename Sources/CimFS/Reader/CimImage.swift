@@ -226,36 +226,36 @@ public final class CimImage: Sendable {
     // MARK: Objects
 
     /// Validates a RegionOffset + length and returns the region file and byte offset.
-    static func locate(regions: [RegionFile], regionOffset: UInt64, length: UInt64, what: String,
+    static func locate(regions: [RegionFile], regionOffset: UInt64, length: UInt64, what: @autoclosure () -> String,
                        source: String, sourceOffset: UInt64) throws -> (index: Int, file: RegionFile, offset: UInt64) {
         let (regionIndex, offset) = CimFormat.split(regionOffset: regionOffset)
         guard regionOffset != 0 else {
-            throw CimError.corrupt(path: source, offset: sourceOffset, problem: "\(what) has a null RegionOffset")
+            throw CimError.corrupt(path: source, offset: sourceOffset, problem: "\(what()) has a null RegionOffset")
         }
         guard Int(regionIndex) < regions.count else {
-            throw CimError.invalidField(path: source, offset: sourceOffset, field: "region index of \(what)", value: UInt64(regionIndex),
+            throw CimError.invalidField(path: source, offset: sourceOffset, field: "region index of \(what())", value: UInt64(regionIndex),
                                         expected: "below \(regions.count)")
         }
         let file = regions[Int(regionIndex)]
         guard offset >= UInt64(CimFormat.regionHeaderSize) || length == 0 else {
-            throw CimError.invalidField(path: source, offset: sourceOffset, field: "byte offset of \(what)", value: offset,
+            throw CimError.invalidField(path: source, offset: sourceOffset, field: "byte offset of \(what())", value: offset,
                                         expected: "past the 40-byte region header")
         }
         guard offset <= file.size, length <= file.size - offset else {
-            throw CimError.outOfBounds(path: file.path, offset: offset, length: length, fileSize: file.size, what: what)
+            throw CimError.outOfBounds(path: file.path, offset: offset, length: length, fileSize: file.size, what: what())
         }
         return (Int(regionIndex), file, offset)
     }
 
-    static func readObject(regions: [RegionFile], regionOffset: UInt64, length: Int, what: String,
+    static func readObject(regions: [RegionFile], regionOffset: UInt64, length: Int, what: @autoclosure () -> String,
                            source: String, sourceOffset: UInt64) throws -> LittleEndianBytes {
-        let (_, file, offset) = try locate(regions: regions, regionOffset: regionOffset, length: UInt64(length), what: what,
+        let (_, file, offset) = try locate(regions: regions, regionOffset: regionOffset, length: UInt64(length), what: what(),
                                            source: source, sourceOffset: sourceOffset)
         return LittleEndianBytes(try file.read(at: offset, length: length), path: file.path, baseOffset: offset)
     }
 
-    func readObject(_ regionOffset: UInt64, length: Int, what: String, source: String, sourceOffset: UInt64) throws -> LittleEndianBytes {
-        try CimImage.readObject(regions: regions, regionOffset: regionOffset, length: length, what: what, source: source, sourceOffset: sourceOffset)
+    func readObject(_ regionOffset: UInt64, length: Int, what: @autoclosure () -> String, source: String, sourceOffset: UInt64) throws -> LittleEndianBytes {
+        try CimImage.readObject(regions: regions, regionOffset: regionOffset, length: length, what: what(), source: source, sourceOffset: sourceOffset)
     }
 
     /// Reads a u16-length-prefixed object (security descriptor, reparse buffer).
@@ -480,14 +480,22 @@ public final class CimImage: Sendable {
 
     /// The raw self-relative security descriptor, or nil when the file has none.
     public func securityDescriptor(of id: CimFileID) throws -> [UInt8]? {
-        let e = try entry(id)
+        try securityDescriptor(of: id, entry: entry(id))
+    }
+
+    /// ``securityDescriptor(of:)`` for a caller that has decoded the entry of `id`.
+    package func securityDescriptor(of id: CimFileID, entry e: CimFileEntry) throws -> [UInt8]? {
         guard e.securityDescriptorOffset != 0 else { return nil }
         return try readCountedObject(e.securityDescriptorOffset, what: "security descriptor", fileID: id)
     }
 
     /// The raw FILE_FULL_EA_INFORMATION chain, or nil when the file has none.
     public func extendedAttributes(of id: CimFileID) throws -> [UInt8]? {
-        let e = try entry(id)
+        try extendedAttributes(of: id, entry: entry(id))
+    }
+
+    /// ``extendedAttributes(of:)`` for a caller that has decoded the entry of `id`.
+    package func extendedAttributes(of id: CimFileID, entry e: CimFileEntry) throws -> [UInt8]? {
         guard e.extendedAttributesOffset != 0 else { return nil }
         return try readObject(e.extendedAttributesOffset, length: Int(e.eaLength), what: "extended attributes of FileID \(id)",
                               source: path, sourceOffset: 0).bytes
@@ -495,14 +503,22 @@ public final class CimImage: Sendable {
 
     /// The whole REPARSE_DATA_BUFFER, or nil when the file is not a reparse point.
     public func reparseData(of id: CimFileID) throws -> [UInt8]? {
-        let e = try entry(id)
+        try reparseData(of: id, entry: entry(id))
+    }
+
+    /// ``reparseData(of:)`` for a caller that has decoded the entry of `id`.
+    package func reparseData(of id: CimFileID, entry e: CimFileEntry) throws -> [UInt8]? {
         guard e.reparseDataOffset != 0 else { return nil }
         return try readCountedObject(e.reparseDataOffset, what: "reparse data", fileID: id)
     }
 
     /// Alternate data streams, in on-disk order.
     public func alternateStreams(of id: CimFileID) throws -> [CimAlternateStream] {
-        let e = try entry(id)
+        try alternateStreams(of: id, entry: entry(id))
+    }
+
+    /// ``alternateStreams(of:)`` for a caller that has decoded the entry of `id`.
+    package func alternateStreams(of id: CimFileID, entry e: CimFileEntry) throws -> [CimAlternateStream] {
         guard e.streamTableOffset != 0 else { return [] }
         let prefix = try readObject(e.streamTableOffset, length: 4, what: "stream table of FileID \(id)", source: path, sourceOffset: 0)
         let count = UInt64(try prefix.u32(0))

@@ -6,7 +6,7 @@
 # are real, written by `cimnbd cim create`). Each figure is the median of RUNS
 # fresh processes (page cache warm for both sides); the ratio is peer/cimnbd
 # for time (above 1: cimnbd is faster) and cimnbd/peer for RSS.
-# Usage: tools/bench/cim-read/ready.sh [RUNS] [SMALL_FILES LARGE_FILES]
+# Usage: [TREE_CACHE=DIR] tools/bench/cim-read/ready.sh [RUNS] [SMALL_FILES LARGE_FILES]
 #        (defaults 3, 100000 1000000). Release build. Needs /usr/bin/time.
 set -euo pipefail
 runs=${1:-3}
@@ -44,18 +44,24 @@ printf '%-34s %10s %10s %12s %12s %8s %8s\n' "tree" "cimnbd s" "mke2fs s" "cimnb
 for files in "${counts[@]}"; do
     total=$((1 << 30))
     label="$files files / $((total >> 20)) MiB"
-    rm -rf "$work/tree" "$work/img"; mkdir -p "$work/tree" "$work/img"
-    tree "$work/tree" "$files" "$total"
-    .build/release/cimnbd cim create "$work/tree" "$work/img/bench.cim" >/dev/null
-    cat "$work/img"/* >/dev/null
+    # TREE_CACHE=DIR keeps DIR/tree-FILES and DIR/img-FILES between runs
+    # (made here when missing); without it both are made afresh in $work.
+    cache=${TREE_CACHE:-$work}
+    src="$cache/tree-$files"; img="$cache/img-$files"
+    if [ ! -d "$src" ] || [ ! -f "$img/bench.cim" ]; then
+        rm -rf "$src" "$img"; mkdir -p "$src" "$img"
+        tree "$src" "$files" "$total"
+        .build/release/cimnbd cim create "$src" "$img/bench.cim" >/dev/null
+    fi
+    cat "$img"/* >/dev/null
     ours_s=(); ours_m=(); peer_s=(); peer_m=()
     for ((r = 0; r < runs; r++)); do
-        line=$(.build/release/cim-bench --ready "$work/img/bench.cim")
+        line=$(.build/release/cim-bench --ready "$img/bench.cim")
         ours_s+=("$(awk '{ print $2 }' <<<"$line")")
         ours_m+=("$(awk '{ print $5 }' <<<"$line")")
         # mke2fs gets the inode count it needs and room for the data.
         blocks=$(( (total >> 12) + files / 2 + 65536 ))
-        out=$(/usr/bin/time -f "%e %M" mke2fs -q -F -t ext4 -b 4096 -N $((files + 1000)) -d "$work/tree" "$peer/peer.ext4" "$blocks" 2>&1 >/dev/null | tail -1)
+        out=$(/usr/bin/time -f "%e %M" mke2fs -q -F -t ext4 -b 4096 -N $((files + 1000)) -d "$src" "$peer/peer.ext4" "$blocks" 2>&1 >/dev/null | tail -1)
         rm -f "$peer/peer.ext4"
         peer_s+=("$(awk '{ print $1 }' <<<"$out")")
         peer_m+=("$(awk '{ printf "%.1f", $2 / 1024 }' <<<"$out")")
@@ -65,7 +71,6 @@ for files in "${counts[@]}"; do
     ps=$(printf '%s\n' "${peer_s[@]}" | median); pm=$(printf '%s\n' "${peer_m[@]}" | median)
     printf '%-34s %10.3f %10.3f %12.1f %12.1f %8.2f %8.2f\n' "$label" "$os" "$ps" "$om" "$pm" \
         "$(awk -v a="$ps" -v b="$os" 'BEGIN { print a / b }')" "$(awk -v a="$om" -v b="$pm" 'BEGIN { print a / b }')"
-    [ -n "${KEEP_IMAGES:-}" ] && mkdir -p "$KEEP_IMAGES/$files" && cp -a "$work/img/." "$KEEP_IMAGES/$files/"
 done
 echo "cimnbd: open CIM + build ext4 Volume + first read (median of $runs fresh processes, cim-bench --ready)"
 echo "mke2fs: mke2fs -q -t ext4 -b 4096 -N FILES+1000 -d TREE onto tmpfs (median of $runs, /usr/bin/time)"
