@@ -6,15 +6,17 @@
 # are real, written by `cimnbd cim create`). Each figure is the median of RUNS
 # fresh processes (page cache warm for both sides); the ratio is peer/cimnbd
 # for time (above 1: cimnbd is faster) and cimnbd/peer for RSS.
-# Usage: [TREE_CACHE=DIR] tools/bench/cim-read/ready.sh [RUNS] [SMALL_FILES LARGE_FILES]
+# Usage: [TREE_CACHE=DIR] tools/bench/cim-read/ready.sh [RUNS [FILES...]]
 #        (defaults 3, 100000 1000000). Release build. Needs /usr/bin/time.
 set -euo pipefail
 runs=${1:-3}
-counts=("${2:-100000}" "${3:-1000000}")
+counts=("${@:2}")
+[ ${#counts[@]} -gt 0 ] || counts=(100000 1000000)
 root=$(cd "$(dirname "$0")/../../.." && pwd)
 cd "$root"
-swift build -c release --product cimnbd >/dev/null
-swift build -c release --product cim-bench >/dev/null
+# SKIP_BUILD=1 uses the release binaries as they are.
+[ -n "${SKIP_BUILD:-}" ] || swift build -c release --product cimnbd >/dev/null
+[ -n "${SKIP_BUILD:-}" ] || swift build -c release --product cim-bench >/dev/null
 work=$(mktemp -d /tmp/cim-ready-bench-XXXXXX)
 peer=$(mktemp -d /dev/shm/cim-ready-peer-XXXXXX)
 trap 'rm -rf "$work" "$peer"' EXIT
@@ -60,7 +62,8 @@ for files in "${counts[@]}"; do
         ours_s+=("$(awk '{ print $2 }' <<<"$line")")
         ours_m+=("$(awk '{ print $5 }' <<<"$line")")
         # mke2fs gets the inode count it needs and room for the data.
-        blocks=$(( (total >> 12) + files / 2 + 65536 ))
+        # Every file takes whole blocks; inode tables take 256 bytes per inode.
+        blocks=$(( files * ((total / files + 4095) / 4096 + 1) + files / 16 + 65536 ))
         out=$(/usr/bin/time -f "%e %M" mke2fs -q -F -t ext4 -b 4096 -N $((files + 1000)) -d "$src" "$peer/peer.ext4" "$blocks" 2>&1 >/dev/null | tail -1)
         rm -f "$peer/peer.ext4"
         peer_s+=("$(awk '{ print $1 }' <<<"$out")")
