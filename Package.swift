@@ -107,7 +107,7 @@ let package = Package(
             name: "cim-bench",
             dependencies: ["VolumeSynth", "CimFS"],
             path: "tools/bench/cim-read",
-            exclude: ["run.sh"]
+            exclude: ["run.sh", "ready.sh"]
         ),
         // Benchmark of the ext4 synthesizer (not a test): swift run -c release ext4-bench
         .executableTarget(

@@ -78,13 +78,12 @@ package struct CimLinuxMapping: Sendable {
         var reparseNodes: [(CimFileID, Int)] = []
         var replaced: [CimFileID: [UInt16]] = [:]
         var renamed: [CimFileID: [OriginalNameEA.RenamedLink]] = [:]
-        try image.walk(from: root) { _, child, components in
+        try image.walkDepths(from: root) { child, entry, depth in
             let index = Int(child.fileID)
             guard index < seen.count, !seen[index] else { return }
             seen[index] = true
-            let entry = try image.entry(child.fileID)
-            if entry.reparseDataOffset != 0 { reparseNodes.append((child.fileID, components.count - 1)) }
-            if entry.extendedAttributesOffset != 0, let chain = try image.extendedAttributes(of: child.fileID) {
+            if entry.reparseDataOffset != 0 { reparseNodes.append((child.fileID, depth)) }
+            if entry.extendedAttributesOffset != 0, let chain = try image.extendedAttributes(of: child.fileID, entry: entry) {
                 let links = OriginalNameEA.renamedLinks(in: chain).filter { WindowsName.direct($0.original) != nil }
                 if !links.isEmpty { renamed[child.fileID] = links }
             }
@@ -108,8 +107,13 @@ package struct CimLinuxMapping: Sendable {
     }
 
     package func kind(of node: CimFileID) throws -> Kind {
+        try kind(of: node, entry: image.entry(node))
+    }
+
+    /// ``kind(of:)`` for a caller that has decoded the node's entry.
+    package func kind(of node: CimFileID, entry: CimFileEntry) -> Kind {
         if symlinks[node] != nil { return .symbolicLink }
-        return try image.entry(node).isDirectory ? .directory : .regularFile
+        return entry.isDirectory ? .directory : .regularFile
     }
 
     /// The target of a node that is a symlink, nil for other nodes.
@@ -171,15 +175,15 @@ package struct CimLinuxMapping: Sendable {
                 result.list.append((name, value))
             }
         }
-        if let descriptor = try image.securityDescriptor(of: node) { add(WriterXattrMapping.securityDescriptorName, descriptor) }
+        if let descriptor = try image.securityDescriptor(of: node, entry: entry) { add(WriterXattrMapping.securityDescriptorName, descriptor) }
         var word = WriterXattrMapping.attributes(fromEntryFlags: entry.flags)
         // A directory link must say it is one, or it comes back from `cim create` as a file link.
         if entry.isDirectory, symlinks[node] != nil { word |= CimFormat.Attribute.directory }
         if word != 0 { add(WriterXattrMapping.attributesName, withUnsafeBytes(of: word.littleEndian, Array.init)) }
-        if let chain = try image.extendedAttributes(of: node), let rest = OriginalNameEA.removing(from: chain) {
+        if let chain = try image.extendedAttributes(of: node, entry: entry), let rest = OriginalNameEA.removing(from: chain) {
             add(WriterXattrMapping.extendedAttributesName, rest)
         }
-        let reparse = try image.reparseData(of: node)
+        let reparse = try image.reparseData(of: node, entry: entry)
         let tagInData = reparse.flatMap { $0.count >= 4 ? UInt32($0[0]) | UInt32($0[1]) << 8 | UInt32($0[2]) << 16 | UInt32($0[3]) << 24 : nil }
         if entry.reparseTag != 0 || reparse != nil, tagInData != entry.reparseTag {
             add(WriterXattrMapping.reparseTagName, withUnsafeBytes(of: entry.reparseTag.littleEndian, Array.init))
@@ -193,7 +197,7 @@ package struct CimLinuxMapping: Sendable {
             add(WindowsName.originalNameAttribute, original.flatMap { [UInt8($0 & 0xFF), UInt8($0 >> 8)] })
         }
         // Streams last: when space runs out, the Windows metadata above is what survives.
-        for stream in try image.alternateStreams(of: node) {
+        for stream in try image.alternateStreams(of: node, entry: entry) {
             let units = stream.nameUnits
             let name = WriterXattrMapping.streamPrefix + String(decoding: WindowsName.direct(units, maxBytes: Self.maxStreamNameBytes)
                 ?? WindowsName.replacement(units, maxBytes: Self.maxStreamNameBytes), as: UTF8.self)

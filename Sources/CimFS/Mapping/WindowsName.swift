@@ -17,6 +17,13 @@ package enum WindowsName {
 
     /// The UTF-8 form of a name, or nil when it needs a replacement.
     package static func direct(_ units: [UInt16], maxBytes: Int = 255) -> [UInt8]? {
+        if units.allSatisfy({ $0 < 0x80 }) {
+            // ASCII: the bytes are the units; same checks as below.
+            guard !units.contains(0x2F), !units.contains(0) else { return nil }
+            let bytes = units.map { UInt8(truncatingIfNeeded: $0) }
+            guard !bytes.isEmpty, bytes.count <= maxBytes, bytes != [0x2E], bytes != [0x2E, 0x2E] else { return nil }
+            return bytes
+        }
         var scalars = ""
         var iterator = units.makeIterator()
         var decoder = UTF16()

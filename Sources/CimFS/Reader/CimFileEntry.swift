@@ -38,6 +38,34 @@ public struct CimFileEntry: Sendable, Equatable {
         return value
     }
 
+    /// Decodes the entry at `start` of a file table's bytes, which must hold
+    /// ``CimFormat/minimumFileEntrySize(major:)`` bytes from there (the caller
+    /// checks; this reads without copying the entry out of the table).
+    init(table: UnsafeRawBufferPointer, at start: Int, major: UInt32) {
+        func u16(_ o: Int) -> UInt16 { UInt16(littleEndian: table.loadUnaligned(fromByteOffset: start + o, as: UInt16.self)) }
+        func u32(_ o: Int) -> UInt32 { UInt32(littleEndian: table.loadUnaligned(fromByteOffset: start + o, as: UInt32.self)) }
+        func u64(_ o: Int) -> UInt64 { UInt64(littleEndian: table.loadUnaligned(fromByteOffset: start + o, as: UInt64.self)) }
+        flags = u16(0)
+        eaLength = u16(2)
+        reparseTag = u32(4)
+        creationTime = u64(8)
+        lastWriteTime = u64(16)
+        changeTime = u64(24)
+        lastAccessTime = u64(32)
+        defaultStream = CimStream(dataOffset: u64(40), lengthWord: u64(48))
+        securityDescriptorOffset = u64(56)
+        extendedAttributesOffset = u64(64)
+        reparseDataOffset = u64(72)
+        streamTableOffset = u64(80)
+        if major == 1 {
+            parentFileID = nil
+            baseRegionIndex = nil
+        } else {
+            parentFileID = u32(88)
+            baseRegionIndex = u16(92)
+        }
+    }
+
     /// Decodes `raw`, which holds at least the entry of format major version
     /// `major` (``CimFormat/minimumFileEntrySize(major:)`` bytes).
     init(_ raw: LittleEndianBytes, major: UInt32) throws {

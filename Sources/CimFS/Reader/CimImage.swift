@@ -38,7 +38,7 @@ public final class CimImage: Sendable {
     public let upcase: UpcaseTable
 
     let tables: [FileTableInfo]
-    private let tableCache: Mutex<[Int: [UInt8]]>
+    private let tableCache: Mutex<[[UInt8]?]>
     private let linkCounts: Mutex<[UInt32]?>
     private let directoryCache: Mutex<DirectoryCache>
 
@@ -170,7 +170,7 @@ public final class CimImage: Sendable {
             infos.append(FileTableInfo(offset: offset, validCount: valid, entrySize: entrySize))
         }
         tables = infos
-        tableCache = Mutex([:])
+        tableCache = Mutex([[UInt8]?](repeating: nil, count: infos.count))
         linkCounts = Mutex(nil)
         directoryCache = Mutex(DirectoryCache())
 
@@ -226,36 +226,36 @@ public final class CimImage: Sendable {
     // MARK: Objects
 
     /// Validates a RegionOffset + length and returns the region file and byte offset.
-    static func locate(regions: [RegionFile], regionOffset: UInt64, length: UInt64, what: String,
+    static func locate(regions: [RegionFile], regionOffset: UInt64, length: UInt64, what: @autoclosure () -> String,
                        source: String, sourceOffset: UInt64) throws -> (index: Int, file: RegionFile, offset: UInt64) {
         let (regionIndex, offset) = CimFormat.split(regionOffset: regionOffset)
         guard regionOffset != 0 else {
-            throw CimError.corrupt(path: source, offset: sourceOffset, problem: "\(what) has a null RegionOffset")
+            throw CimError.corrupt(path: source, offset: sourceOffset, problem: "\(what()) has a null RegionOffset")
         }
         guard Int(regionIndex) < regions.count else {
-            throw CimError.invalidField(path: source, offset: sourceOffset, field: "region index of \(what)", value: UInt64(regionIndex),
+            throw CimError.invalidField(path: source, offset: sourceOffset, field: "region index of \(what())", value: UInt64(regionIndex),
                                         expected: "below \(regions.count)")
         }
         let file = regions[Int(regionIndex)]
         guard offset >= UInt64(CimFormat.regionHeaderSize) || length == 0 else {
-            throw CimError.invalidField(path: source, offset: sourceOffset, field: "byte offset of \(what)", value: offset,
+            throw CimError.invalidField(path: source, offset: sourceOffset, field: "byte offset of \(what())", value: offset,
                                         expected: "past the 40-byte region header")
         }
         guard offset <= file.size, length <= file.size - offset else {
-            throw CimError.outOfBounds(path: file.path, offset: offset, length: length, fileSize: file.size, what: what)
+            throw CimError.outOfBounds(path: file.path, offset: offset, length: length, fileSize: file.size, what: what())
         }
         return (Int(regionIndex), file, offset)
     }
 
-    static func readObject(regions: [RegionFile], regionOffset: UInt64, length: Int, what: String,
+    static func readObject(regions: [RegionFile], regionOffset: UInt64, length: Int, what: @autoclosure () -> String,
                            source: String, sourceOffset: UInt64) throws -> LittleEndianBytes {
-        let (_, file, offset) = try locate(regions: regions, regionOffset: regionOffset, length: UInt64(length), what: what,
+        let (_, file, offset) = try locate(regions: regions, regionOffset: regionOffset, length: UInt64(length), what: what(),
                                            source: source, sourceOffset: sourceOffset)
         return LittleEndianBytes(try file.read(at: offset, length: length), path: file.path, baseOffset: offset)
     }
 
-    func readObject(_ regionOffset: UInt64, length: Int, what: String, source: String, sourceOffset: UInt64) throws -> LittleEndianBytes {
-        try CimImage.readObject(regions: regions, regionOffset: regionOffset, length: length, what: what, source: source, sourceOffset: sourceOffset)
+    func readObject(_ regionOffset: UInt64, length: Int, what: @autoclosure () -> String, source: String, sourceOffset: UInt64) throws -> LittleEndianBytes {
+        try CimImage.readObject(regions: regions, regionOffset: regionOffset, length: length, what: what(), source: source, sourceOffset: sourceOffset)
     }
 
     /// Reads a u16-length-prefixed object (security descriptor, reparse buffer).
@@ -289,11 +289,14 @@ public final class CimImage: Sendable {
         let info = tables[tableIndex]
         let table = try tableBytes(tableIndex)
         let start = slot * info.entrySize
-        // The table's location was validated when the image was opened.
-        let (region, offset) = CimFormat.split(regionOffset: info.offset)
-        let file = regions[Int(region)]
-        let raw = LittleEndianBytes(Array(table[start..<(start + minimumEntrySize)]), path: file.path, baseOffset: offset + UInt64(start))
-        return try CimFileEntry(raw, major: versionMajor)
+        // The table was read whole (validCount × entrySize bytes, entrySize ≥
+        // minimumEntrySize) but check anyway: this is the one place entries are decoded.
+        guard start >= 0, start <= table.count - minimumEntrySize else {
+            let (region, offset) = CimFormat.split(regionOffset: info.offset)
+            throw CimError.truncated(path: regions[Int(region)].path, offset: offset + UInt64(start), expected: UInt64(minimumEntrySize))
+        }
+        let major = versionMajor
+        return table.withUnsafeBytes { CimFileEntry(table: $0, at: start, major: major) }
     }
 
     private func tableBytes(_ index: Int) throws -> [UInt8] {
@@ -348,9 +351,19 @@ public final class CimImage: Sendable {
                 throw CimError.invalidFileID(path: path, fileID: childID, problem: "referenced by entry \(i) of directory FileID \(id) but does not exist")
             }
             let units = table.names[i]
-            result.append(CimDirectoryEntry(name: String(decoding: units, as: UTF16.self), nameUnits: units, fileID: childID))
+            result.append(CimDirectoryEntry(name: CimImage.decodeName(units), nameUnits: units, fileID: childID))
         }
         return result
+    }
+
+    /// `String(decoding: units, as: UTF16.self)`, without the general decoder
+    /// for the usual all-ASCII name.
+    static func decodeName(_ units: [UInt16]) -> String {
+        guard units.allSatisfy({ $0 < 0x80 }) else { return String(decoding: units, as: UTF16.self) }
+        return String(unsafeUninitializedCapacity: units.count) { buffer in
+            for (i, unit) in units.enumerated() { buffer[i] = UInt8(truncatingIfNeeded: unit) }
+            return units.count
+        }
     }
 
     /// Looks up one name in directory `id`, case-insensitively through the upcase table.
@@ -433,16 +446,56 @@ public final class CimImage: Sendable {
         }
     }
 
+    /// Visits every directory entry below `start` (default: the root) like
+    /// ``walk(from:_:)``, but gives the depth of the entry's directory (0 for
+    /// `start`) instead of its path, so no path is built per entry; the
+    /// callback also gets the child's file entry, decoded once for both.
+    package func walkDepths(from start: CimFileID? = nil, _ visit: (CimDirectoryEntry, CimFileEntry, _ depth: Int) throws -> Void) throws {
+        let origin = start ?? rootID
+        var visited = [Bool](repeating: false, count: Int(maxFileID) + 1)
+        if Int(origin) < visited.count { visited[Int(origin)] = true }
+        var stack: [(CimFileID, Int)] = [(origin, 0)]
+        var subdirectories: [(CimFileID, Int)] = []
+        while let (dir, depth) = stack.popLast() {
+            subdirectories.removeAll(keepingCapacity: true)
+            for child in try children(of: dir) {
+                let entry = try self.entry(child.fileID)
+                try visit(child, entry, depth)
+                if entry.isDirectory {
+                    // children(of:) checked the FileID, so it indexes `visited`.
+                    guard !visited[Int(child.fileID)] else {
+                        throw CimError.corrupt(path: path, offset: 0,
+                                               problem: "directory FileID \(child.fileID) is reached twice (a cycle or a hard-linked directory), from directory FileID \(dir)")
+                    }
+                    visited[Int(child.fileID)] = true
+                    guard depth + 1 < CimFormat.maxPathUnits / 2 else {
+                        throw CimError.corrupt(path: path, offset: 0, problem: "directory nesting deeper than a path allows")
+                    }
+                    subdirectories.append((child.fileID, depth + 1))
+                }
+            }
+            stack.append(contentsOf: subdirectories.reversed())
+        }
+    }
+
     /// The raw self-relative security descriptor, or nil when the file has none.
     public func securityDescriptor(of id: CimFileID) throws -> [UInt8]? {
-        let e = try entry(id)
+        try securityDescriptor(of: id, entry: entry(id))
+    }
+
+    /// ``securityDescriptor(of:)`` for a caller that has decoded the entry of `id`.
+    package func securityDescriptor(of id: CimFileID, entry e: CimFileEntry) throws -> [UInt8]? {
         guard e.securityDescriptorOffset != 0 else { return nil }
         return try readCountedObject(e.securityDescriptorOffset, what: "security descriptor", fileID: id)
     }
 
     /// The raw FILE_FULL_EA_INFORMATION chain, or nil when the file has none.
     public func extendedAttributes(of id: CimFileID) throws -> [UInt8]? {
-        let e = try entry(id)
+        try extendedAttributes(of: id, entry: entry(id))
+    }
+
+    /// ``extendedAttributes(of:)`` for a caller that has decoded the entry of `id`.
+    package func extendedAttributes(of id: CimFileID, entry e: CimFileEntry) throws -> [UInt8]? {
         guard e.extendedAttributesOffset != 0 else { return nil }
         return try readObject(e.extendedAttributesOffset, length: Int(e.eaLength), what: "extended attributes of FileID \(id)",
                               source: path, sourceOffset: 0).bytes
@@ -450,14 +503,22 @@ public final class CimImage: Sendable {
 
     /// The whole REPARSE_DATA_BUFFER, or nil when the file is not a reparse point.
     public func reparseData(of id: CimFileID) throws -> [UInt8]? {
-        let e = try entry(id)
+        try reparseData(of: id, entry: entry(id))
+    }
+
+    /// ``reparseData(of:)`` for a caller that has decoded the entry of `id`.
+    package func reparseData(of id: CimFileID, entry e: CimFileEntry) throws -> [UInt8]? {
         guard e.reparseDataOffset != 0 else { return nil }
         return try readCountedObject(e.reparseDataOffset, what: "reparse data", fileID: id)
     }
 
     /// Alternate data streams, in on-disk order.
     public func alternateStreams(of id: CimFileID) throws -> [CimAlternateStream] {
-        let e = try entry(id)
+        try alternateStreams(of: id, entry: entry(id))
+    }
+
+    /// ``alternateStreams(of:)`` for a caller that has decoded the entry of `id`.
+    package func alternateStreams(of id: CimFileID, entry e: CimFileEntry) throws -> [CimAlternateStream] {
         guard e.streamTableOffset != 0 else { return [] }
         let prefix = try readObject(e.streamTableOffset, length: 4, what: "stream table of FileID \(id)", source: path, sourceOffset: 0)
         let count = UInt64(try prefix.u32(0))

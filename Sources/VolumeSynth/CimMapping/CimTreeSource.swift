@@ -54,7 +54,7 @@ public final class CimTreeSource: FileTreeSource {
         var permissions: UInt16
         var size: UInt64 = 0
         let kind: NodeKind
-        switch try mapping.kind(of: node) {
+        switch mapping.kind(of: node, entry: entry) {
         case .symbolicLink:
             kind = .symbolicLink
             permissions = 0o777
@@ -89,8 +89,8 @@ public final class CimTreeSource: FileTreeSource {
     }
 
     public func dataRuns(of node: UInt32) throws -> [DataRun] {
-        guard try mapping.kind(of: node) == .regularFile else { return [] }
         let entry = try image.entry(node)
+        guard mapping.kind(of: node, entry: entry) == .regularFile else { return [] }
         return try image.layout(of: entry.defaultStream, fileID: node).map { run in
             switch run {
             case .zeros(let length): return .zeros(length: length)
