@@ -81,14 +81,26 @@ measure() {
         '{printf "%s: %.0f instructions per 4 KiB read (iodepth %d, %d requests; %s Ir busy, %s Ir idle over the same time)\n", $1, ($2 - $3) / n, d, n, $2, $3}'
 }
 
-valgrind --tool=callgrind --callgrind-out-file="$KEEP/callgrind.%p.out" \
-    "$BIN" serve --listen "127.0.0.1:$((PORT_BASE + 1))" --control "$WORK/control.sock" \
-    --state "$WORK/mounts.json" --no-demo 2> "$WORK/serve.log" &
-CIMNBD_PID=$!
-PIDS+=("$CIMNBD_PID")
-for _ in $(seq 600); do [ -S "$WORK/control.sock" ] && break; sleep 0.2; done
-GUID="$("$BIN" mount --control "$WORK/control.sock" "$WORK/images" bench.cim | head -1 | awk '{print $1}')"
-measure cimnbd "nbd://127.0.0.1:$((PORT_BASE + 1))/$GUID" "$CIMNBD_PID"
+# cimnbd NAME PORT [SERVE_OPTION...]: a daemon under callgrind, measured
+cimnbd() {
+    local name="$1" port="$2" pid guid
+    shift 2
+    mkdir -p "$WORK/$name"
+    valgrind --tool=callgrind --callgrind-out-file="$KEEP/callgrind.%p.out" \
+        "$BIN" serve --listen "127.0.0.1:$port" --control "$WORK/$name/control.sock" \
+        --state "$WORK/$name/mounts.json" --no-demo "$@" 2> "$WORK/$name/serve.log" &
+    pid=$!
+    PIDS+=("$pid")
+    for _ in $(seq 600); do [ -S "$WORK/$name/control.sock" ] && break; sleep 0.2; done
+    guid="$("$BIN" mount --control "$WORK/$name/control.sock" "$WORK/images" bench.cim | head -1 | awk '{print $1}')"
+    measure "$name" "nbd://127.0.0.1:$port/$guid" "$pid"
+    echo "  dumps: $KEEP/callgrind.$pid.out.*"
+    kill "$pid"
+}
+# The default (page-cached reads on the event loop) and the I/O-pool path
+# every read took before.
+cimnbd cimnbd "$((PORT_BASE + 1))"
+cimnbd cimnbd-io-pool "$((PORT_BASE + 3))" --reads-on-io-pool
 
 valgrind --tool=callgrind --callgrind-out-file="$KEEP/callgrind.%p.out" \
     nbdkit --read-only --foreground --ipaddr 127.0.0.1 --port "$((PORT_BASE + 2))" \
@@ -96,4 +108,4 @@ valgrind --tool=callgrind --callgrind-out-file="$KEEP/callgrind.%p.out" \
 NBDKIT_PID=$!
 PIDS+=("$NBDKIT_PID")
 measure nbdkit "nbd://127.0.0.1:$((PORT_BASE + 2))/" "$NBDKIT_PID"
-echo "dumps: $KEEP/callgrind.$CIMNBD_PID.out.* (cimnbd), $KEEP/callgrind.$NBDKIT_PID.out.* (nbdkit)"
+echo "  dumps: $KEEP/callgrind.$NBDKIT_PID.out.*"
