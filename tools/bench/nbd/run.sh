@@ -11,7 +11,7 @@
 # Medians of ROUNDS runs; ratios are cimnbd / the best peer.
 #
 # Usage: tools/bench/nbd/run.sh [OUTPUT_FILE]
-#   ROUNDS=3 FIO_SECONDS=8 RSS_SECONDS=60 PORT_BASE=21000 (environment)
+#   ROUNDS=3 FIO_SECONDS=8 RSS_SECONDS=60 PORT_BASE=21000 CIMNBD=binary (environment)
 # Needs: nbdkit, qemu-nbd (qemu-utils), nbdcopy/nbdinfo (libnbd-bin), fio, jq.
 # Loopback only, ports PORT_BASE+1..+3. Takes about 8 minutes plus the build.
 set -euo pipefail
@@ -23,8 +23,11 @@ PORT_BASE="${PORT_BASE:-21000}"
 OUT="${1:-}"
 export PATH="$PATH:/opt/swift/usr/bin"
 
-nice -n 10 swift build -c release --product cimnbd >&2
-BIN="$(swift build -c release --show-bin-path)/cimnbd"
+BIN="${CIMNBD:-}"   # a cimnbd binary to use instead of building one
+if [ -z "$BIN" ]; then
+    nice -n 10 swift build -c release --product cimnbd >&2
+    BIN="$(swift build -c release --show-bin-path)/cimnbd"
+fi
 
 WORK="$(mktemp -d /tmp/cimnbd-nbd-bench.XXXXXX)"
 PIDS=()
@@ -52,7 +55,10 @@ for i in range(2000):
 EOF
 "$BIN" cim create "$WORK/tree" "$WORK/images/bench.cim" >&2
 rm -rf "$WORK/tree"
-"$BIN" export "$WORK/images/bench.cim" -o "$WORK/volume.ext4" >&2
+# One volume GUID (it is the ext4 UUID) for the mount and the export, so
+# that all three servers serve the same bytes.
+GUID=0a10be0c-0000-4000-8000-00000000b10c
+"$BIN" export "$WORK/images/bench.cim" -o "$WORK/volume.ext4" --volume-id "$GUID" >&2
 
 warm() { cat "$WORK"/images/* "$WORK/volume.ext4" > /dev/null 2>&1 || true; }
 
@@ -62,7 +68,7 @@ warm() { cat "$WORK"/images/* "$WORK/volume.ext4" > /dev/null 2>&1 || true; }
 CIMNBD_PID=$!
 PIDS+=("$CIMNBD_PID")
 for _ in $(seq 100); do [ -S "$WORK/control.sock" ] && break; sleep 0.1; done
-GUID="$("$BIN" mount --control "$WORK/control.sock" "$WORK/images" bench.cim | head -1 | awk '{print $1}')"
+"$BIN" mount --control "$WORK/control.sock" "$WORK/images" bench.cim --volume-id "$GUID" > /dev/null
 CIMNBD_URI="nbd://127.0.0.1:$((PORT_BASE + 1))/$GUID"
 
 nbdkit --read-only --foreground --exit-with-parent --ipaddr 127.0.0.1 --port "$((PORT_BASE + 2))" \
