@@ -58,7 +58,7 @@ total_ir() {  # the summary of the newest dump file of callgrind PID
 }
 
 fio_requests() {  # URI COUNT
-    fio --output-format=terse --name=cg --ioengine=nbd --uri="$1" --rw=randread --bs=4k \
+    fio --output=/dev/null --output-format=terse --name=cg --ioengine=nbd --uri="$1" --rw=randread --bs=4k \
         --iodepth="$IODEPTH" --number_ios="$2" --randseed=10 > /dev/null
 }
 

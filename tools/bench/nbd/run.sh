@@ -110,13 +110,14 @@ copy_rate() {
 
 # fio URI IODEPTH SECONDS PID -> "IOPS P99_US CPU_US_PER_REQUEST"
 fio_run() {
-    local before after json
+    local before after
     before="$(cpu_ticks "$4")"
-    json="$(fio --output-format=json --name=randread --ioengine=nbd --uri="$1" --rw=randread --bs=4k \
-        --iodepth="$2" --runtime="$3" --time_based --norandommap --randrepeat=0 --percentile_list=99)"
+    # --output: fio prints "connected to NBD server" on stdout.
+    fio --output="$WORK/fio.json" --output-format=json --name=randread --ioengine=nbd --uri="$1" --rw=randread --bs=4k \
+        --iodepth="$2" --runtime="$3" --time_based --norandommap --randrepeat=0 --percentile_list=99
     after="$(cpu_ticks "$4")"
-    echo "$json" | jq -r --argjson ticks "$((after - before))" --argjson hz "$TICK" \
-        '.jobs[0].read | "\(.iops) \(.clat_ns.percentile["99.000000"] / 1000) \($ticks / $hz * 1e6 / .total_ios)"'
+    jq -r --argjson ticks "$((after - before))" --argjson hz "$TICK" \
+        '.jobs[0].read | "\(.iops) \(.clat_ns.percentile["99.000000"] / 1000) \($ticks / $hz * 1e6 / .total_ios)"' "$WORK/fio.json"
 }
 
 declare -A RESULT
