@@ -91,7 +91,7 @@ cimnbd() {
         --state "$WORK/$name/mounts.json" --no-demo "$@" 2> "$WORK/$name/serve.log" &
     pid=$!
     PIDS+=("$pid")
-    for _ in $(seq 600); do [ -S "$WORK/$name/control.sock" ] && break; sleep 0.2; done
+    for _ in $(seq 3000); do [ -S "$WORK/$name/control.sock" ] && break; sleep 0.2; done
     guid="$("$BIN" mount --control "$WORK/$name/control.sock" "$WORK/images" bench.cim | head -1 | awk '{print $1}')"
     measure "$name" "nbd://127.0.0.1:$port/$guid" "$pid"
     echo "  dumps: $KEEP/callgrind.$pid.out.*"
