@@ -84,6 +84,53 @@ public final class RegionFile: @unchecked Sendable, CustomStringConvertible {
         }
     }
 
+    /// Like ``read(into:at:)``, but only from the page cache (`preadv2` with
+    /// `RWF_NOWAIT`): returns false when some of the bytes are not cached, or
+    /// the system cannot read without blocking, leaving `buffer` in an
+    /// unspecified state. For callers on an event loop, which then read on a
+    /// thread that may block.
+    public func readWithoutBlocking(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws -> Bool {
+        guard buffer.count > 0 else { return true }
+        guard let preadv2 = Self.preadv2, let base = buffer.baseAddress else { return false }
+        try checkContentUnchanged()
+        guard offset <= size, UInt64(buffer.count) <= size - offset else {
+            throw CimError.outOfBounds(path: path, offset: offset, length: UInt64(buffer.count), fileSize: size, what: "read")
+        }
+        var done = 0
+        while done < buffer.count {
+            var vector = iovec(iov_base: base + done, iov_len: buffer.count - done)
+            let n = preadv2(fileDescriptor, &vector, 1, off_t(offset) + off_t(done), Self.readNoWait)
+            if n < 0 {
+                let code = errno
+                if code == EINTR { continue }
+                // EAGAIN: not (all) in the page cache; the others: no RWF_NOWAIT here.
+                if code == EAGAIN || code == EOPNOTSUPP || code == ENOSYS { return false }
+                throw CimError.io(path: path, offset: offset + UInt64(done), errno: code, what: "read")
+            }
+            if n == 0 {
+                throw CimError.truncated(path: path, offset: offset + UInt64(done), expected: UInt64(buffer.count - done))
+            }
+            done += n
+        }
+        return true
+    }
+
+    /// `RWF_NOWAIT` of <linux/fs.h> (not exported by the Glibc module).
+    private static let readNoWait: Int32 = 0x0000_0008
+
+    private typealias PReadV2 = @convention(c) (Int32, UnsafePointer<iovec>?, Int32, off_t, Int32) -> Int
+
+    /// glibc's `preadv2` (2.26+), looked up once: the Glibc module does not
+    /// export it (it is a GNU extension). Nil where it does not exist.
+    private static let preadv2: PReadV2? = {
+        #if os(Linux)
+        guard let program = dlopen(nil, RTLD_NOW), let symbol = dlsym(program, "preadv2") else { return nil }
+        return unsafeBitCast(symbol, to: PReadV2.self)
+        #else
+        return nil
+        #endif
+    }()
+
     /// Reads `length` bytes at `offset` into a new array.
     public func read(at offset: UInt64, length: Int) throws -> [UInt8] {
         guard length >= 0 else { throw CimError.outOfBounds(path: path, offset: offset, length: 0, fileSize: size, what: "read") }

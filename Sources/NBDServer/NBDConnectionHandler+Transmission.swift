@@ -113,6 +113,20 @@ extension NBDConnectionHandler {
         let volume = export.volume
         let offset = request.offset
         let length = Int(request.length)
+        // Page-cached data is served right here: the hop to the I/O pool and
+        // back costs several times more CPU than the read itself. What may
+        // wait for the disk goes to the pool.
+        if configuration.readsOnEventLoop {
+            do {
+                if let plan = try ReadReplyPlan.buildWithoutBlocking(volume: volume, offset: offset, length: length, options: options) {
+                    sendReadReply(request, plan: plan, context: context)
+                    return
+                }
+            } catch {
+                finishWithFailure(request, error: error, context: context)
+                return
+            }
+        }
         let future = threadPool.runIfActive(eventLoop: context.eventLoop) {
             try ReadReplyPlan.build(volume: volume, offset: offset, length: length, options: options)
         }

@@ -25,6 +25,12 @@ public struct NBDServerConfiguration: Sendable {
     /// Send file-backed data with `sendfile` (`FileRegion`) instead of copying it
     /// through user-space buffers.
     public var useSendfile: Bool
+    /// Serve reads whose bytes are at hand (page-cached file data, zeros) on
+    /// the event loop, with `preadv2(RWF_NOWAIT)`; only the rest goes through
+    /// the blocking-I/O pool. Off: every read takes the pool (a thread hop per
+    /// request, several times the CPU; for comparison, or storage whose
+    /// `RWF_NOWAIT` blocks anyway).
+    public var readsOnEventLoop: Bool
     /// File-backed pieces shorter than this are copied even when
     /// ``useSendfile`` is on: a syscall per tiny piece costs more than a copy.
     public var sendfileMinimumLength: UInt64
@@ -67,6 +73,7 @@ public struct NBDServerConfiguration: Sendable {
         maximumSkippableOptionLength: UInt32 = 1024 * 1024,
         useSendfile: Bool = true,
         sendfileMinimumLength: UInt64 = 16 * 1024,
+        readsOnEventLoop: Bool = true,
         handshakeTimeoutSeconds: Int64 = 60,
         maximumConnections: Int = NBDServerConfiguration.defaultMaximumConnections,
         allowedClients: [NBDClientAddressRange] = [],
@@ -82,6 +89,7 @@ public struct NBDServerConfiguration: Sendable {
         self.maximumSkippableOptionLength = max(self.maximumOptionLength, maximumSkippableOptionLength)
         self.useSendfile = useSendfile
         self.sendfileMinimumLength = sendfileMinimumLength
+        self.readsOnEventLoop = readsOnEventLoop
         self.handshakeTimeoutSeconds = max(0, handshakeTimeoutSeconds)
         self.maximumConnections = max(1, maximumConnections)
         self.allowedClients = allowedClients

@@ -64,6 +64,29 @@ struct ReadReplyPlan: Sendable {
     /// checked lies inside the volume. Blocking: call on the I/O pool.
     static func build(volume: any Volume, offset: UInt64, length: Int, options: Options) throws -> ReadReplyPlan {
         let segments = try volume.segments(offset: offset, length: UInt64(length))
+        guard let plan = try build(volume: volume, segments: segments, offset: offset, length: length, options: options, blocking: true) else {
+            // Only a read without blocking gives up.
+            throw VolumeError.io("the read of \(length) bytes at \(offset) could not be planned")
+        }
+        return plan
+    }
+
+    /// Like ``build(volume:offset:length:options:)``, but nil instead of doing
+    /// anything that may wait for the disk: for the event loop, which serves
+    /// page-cached data at once and leaves the rest to the I/O pool. Parts that
+    /// would be sent with `sendfile` are left to the pool too (it starts their
+    /// readahead; `sendfile` of pages not cached would stall the loop).
+    static func buildWithoutBlocking(volume: any Volume, offset: UInt64, length: Int, options: Options) throws -> ReadReplyPlan? {
+        guard let segments = try volume.segmentsWithoutBlocking(offset: offset, length: UInt64(length)) else { return nil }
+        do {
+            return try build(volume: volume, segments: segments, offset: offset, length: length, options: options, blocking: false)
+        } catch is Builder.WouldBlock {
+            return nil
+        }
+    }
+
+    private static func build(volume: any Volume, segments: [VolumeSegment], offset: UInt64, length: Int,
+                              options: Options, blocking: Bool) throws -> ReadReplyPlan? {
         var total: UInt64 = 0
         for segment in segments {
             let (sum, overflow) = total.addingReportingOverflow(segment.length)
@@ -76,7 +99,7 @@ struct ReadReplyPlan: Sendable {
             throw VolumeError.io("volume described \(total) bytes for a \(length)-byte read at \(offset)")
         }
 
-        var builder = Builder(volume: volume, start: offset)
+        var builder = Builder(volume: volume, start: offset, blocking: blocking)
         var checkedFiles = Set<ObjectIdentifier>()
         // Neighbouring zero segments are taken as one run, so its whole blocks
         // can become one aligned hole.
@@ -96,6 +119,7 @@ struct ReadReplyPlan: Sendable {
                 builder.addCopy(length: len)
             case .file(let file, let fileOffset, _):
                 if options.useSendfile && len >= options.sendfileMinimumLength {
+                    guard blocking else { return nil }
                     if checkedFiles.insert(ObjectIdentifier(file)).inserted {
                         // sendfile bypasses Volume.read and its checks: a file that
                         // changed under us must fail the read, not send mixed bytes.
@@ -123,7 +147,12 @@ struct ReadReplyPlan: Sendable {
     /// Accumulates parts into chunks, merging neighbouring copied ranges into
     /// one `Volume.read` each.
     private struct Builder {
+        /// A read without blocking found bytes that are not in the page cache.
+        struct WouldBlock: Error {}
+
         let volume: any Volume
+        /// False: copy only what is at hand, else throw ``WouldBlock``.
+        let blocking: Bool
         var cursor: UInt64
         var chunks: [Chunk] = []
         var dataStart: UInt64
@@ -133,8 +162,9 @@ struct ReadReplyPlan: Sendable {
         var pendingCopyStart: UInt64 = 0
         var pendingCopyLength = 0
 
-        init(volume: any Volume, start: UInt64) {
+        init(volume: any Volume, start: UInt64, blocking: Bool) {
             self.volume = volume
+            self.blocking = blocking
             self.cursor = start
             self.dataStart = start
         }
@@ -196,8 +226,14 @@ struct ReadReplyPlan: Sendable {
             let start = pendingCopyStart
             let count = pendingCopyLength
             let volume = self.volume
+            let blocking = self.blocking
             try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { raw in
-                try volume.read(into: UnsafeMutableRawBufferPointer(rebasing: raw.prefix(count)), at: start)
+                let target = UnsafeMutableRawBufferPointer(rebasing: raw.prefix(count))
+                if blocking {
+                    try volume.read(into: target, at: start)
+                } else if try !volume.readWithoutBlocking(into: target, at: start) {
+                    throw WouldBlock()
+                }
                 return count
             }
             parts.append(.bytes(buffer))

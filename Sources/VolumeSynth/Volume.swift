@@ -69,6 +69,25 @@ public protocol Volume: AnyObject, Sendable {
     /// Describes where the bytes `[offset, offset + length)` come from, as
     /// segments in order whose lengths add up to `length`.
     func segments(offset: UInt64, length: UInt64) throws -> [VolumeSegment]
+
+    /// Like ``segments(offset:length:)``, but returns nil instead of doing
+    /// anything that may wait for the disk (reading the image to map a file
+    /// not looked at before, say). For callers on an event loop, which then
+    /// ask again on a thread that may block.
+    func segmentsWithoutBlocking(offset: UInt64, length: UInt64) throws -> [VolumeSegment]?
+
+    /// Like ``read(into:at:)``, but only when every byte can be produced
+    /// without waiting for the disk (file data in the page cache, zeros);
+    /// returns false otherwise, leaving `buffer` in an unspecified state.
+    func readWithoutBlocking(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws -> Bool
+}
+
+extension Volume {
+    /// Never without blocking, unless the volume knows better.
+    public func segmentsWithoutBlocking(offset: UInt64, length: UInt64) throws -> [VolumeSegment]? { nil }
+
+    /// Never without blocking, unless the volume knows better.
+    public func readWithoutBlocking(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws -> Bool { false }
 }
 
 extension Volume {

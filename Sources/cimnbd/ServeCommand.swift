@@ -79,6 +79,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Flag(name: .customLong("describe-paths"), help: "Show each image's host path in the export description clients see (nbdinfo --list). By default only the image's file name is shown, e.g. 'layer.cim (CIM as ext4)'. Example: cimnbd serve --describe-paths")
     var describePaths = false
 
+    @Flag(name: .customLong("reads-on-io-pool"), help: "Serve every read from the blocking-I/O thread pool, as before cimnbd served page-cached reads on the event loop (more CPU per request; for comparison, or storage where RWF_NOWAIT blocks). Example: cimnbd serve --reads-on-io-pool")
+    var readsOnIOPool = false
+
     @Flag(name: .customLong("no-demo"), help: "Do not mount the built-in demo image when nothing else is mounted.")
     var noDemo = false
 
@@ -164,8 +167,9 @@ struct ServeCommand: AsyncParsableCommand {
             printError("\(error)")
             throw ExitCode(1)
         }
-        let serverConfiguration = NBDServerConfiguration(handshakeTimeoutSeconds: handshakeTimeout, maximumConnections: maxConnections,
+        var serverConfiguration = NBDServerConfiguration(handshakeTimeoutSeconds: handshakeTimeout, maximumConnections: maxConnections,
                                                          allowedClients: allowed, tls: serverTLS)
+        serverConfiguration.readsOnEventLoop = !readsOnIOPool
         if serverTLS.mode != .require, activation?.nbdSockets.isEmpty ?? true {
             for address in addresses where !ServeCommand.isLoopback(address) {
                 logger.warning("listening on \(address) beyond loopback without --tls require: any client that can reach it may list and read every export (use --tls require, or --allow CIDR to limit who may connect)")

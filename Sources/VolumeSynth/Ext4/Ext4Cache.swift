@@ -13,6 +13,13 @@ final class Ext4Cache: @unchecked Sendable {
     static let maxLayouts = 4096
     static let maxDirectoryBytes = 32 << 20
 
+    /// The layout of `inode` if it is cached; never computes it.
+    func cachedLayout(_ inode: UInt32) -> FileLayout? {
+        lock.lock()
+        defer { lock.unlock() }
+        return layouts[inode]
+    }
+
     func layout(_ inode: UInt32, make: () throws -> FileLayout) rethrows -> FileLayout {
         lock.lock()
         if let hit = layouts[inode] {

@@ -46,6 +46,19 @@ extension Ext4Volume {
     }
 
     public func segments(offset: UInt64, length: UInt64) throws -> [VolumeSegment] {
+        // With every layout computed on demand the answer is never nil.
+        try segments(offset: offset, length: length, layout: { try fileLayout($0) }) ?? []
+    }
+
+    public func segmentsWithoutBlocking(offset: UInt64, length: UInt64) throws -> [VolumeSegment]? {
+        // A layout not cached yet is made from the image's data runs: a read
+        // of the image, which may wait for the disk.
+        try segments(offset: offset, length: length, layout: { cache.cachedLayout($0) })
+    }
+
+    /// The segments of `[offset, offset + length)`, with file layouts from
+    /// `layout`; nil as soon as `layout` gives none.
+    private func segments(offset: UInt64, length: UInt64, layout layoutOf: (UInt32) throws -> FileLayout?) throws -> [VolumeSegment]? {
         guard offset <= size, length <= size - offset else {
             throw VolumeError.outOfRange(offset: offset, length: length, size: size)
         }
@@ -85,7 +98,7 @@ extension Ext4Volume {
                 add(.metadata(length: l))
                 position += l
             case .fileData(let inode, let index, let count):
-                let layout = try fileLayout(inode)
+                guard let layout = try layoutOf(inode) else { return nil }
                 guard let e = Self.lastIndex(layout.extentContentStart, notAbove: index) else {
                     throw VolumeError.io("inode \(inode): no extent for block \(index)")
                 }
@@ -126,6 +139,28 @@ extension Ext4Volume {
 
     public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws {
         let segments = try segments(offset: offset, length: UInt64(buffer.count))
+        _ = try copy(segments, into: buffer, at: offset) { file, slice, fileOffset in
+            try file.read(into: slice, at: fileOffset)
+            return true
+        }
+    }
+
+    public func readWithoutBlocking(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws -> Bool {
+        guard let segments = try segmentsWithoutBlocking(offset: offset, length: UInt64(buffer.count)) else { return false }
+        // Metadata is generated, in places from the image (attributes, data
+        // runs): left to a thread that may block.
+        for segment in segments {
+            if case .metadata = segment { return false }
+        }
+        return try copy(segments, into: buffer, at: offset) { file, slice, fileOffset in
+            try file.readWithoutBlocking(into: slice, at: fileOffset)
+        }
+    }
+
+    /// Fills `buffer` (volume bytes from `offset`) from `segments`, reading
+    /// file data with `readFile`; false as soon as `readFile` gives up.
+    private func copy(_ segments: [VolumeSegment], into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64,
+                      readFile: (RegionFile, UnsafeMutableRawBufferPointer, UInt64) throws -> Bool) throws -> Bool {
         var done = 0
         var position = offset
         for segment in segments {
@@ -136,7 +171,7 @@ extension Ext4Volume {
                 if l > 0, let base = slice.baseAddress { base.initializeMemory(as: UInt8.self, repeating: 0, count: l) }
             case .file(let file, let fileOffset, _):
                 do {
-                    try file.read(into: slice, at: fileOffset)
+                    guard try readFile(file, slice, fileOffset) else { return false }
                 } catch {
                     throw VolumeError.io("\(error)")
                 }
@@ -159,6 +194,7 @@ extension Ext4Volume {
             done += l
             position += UInt64(l)
         }
+        return true
     }
 
     /// The generated 4096 bytes of metadata block `b`.
