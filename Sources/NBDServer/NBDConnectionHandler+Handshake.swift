@@ -42,7 +42,8 @@ extension NBDConnectionHandler {
 
     func handleOption(_ option: UInt32, payload: ByteBuffer, context: ChannelHandlerContext) {
         logger.trace("option \(option), \(payload.readableBytes) bytes")
-        if isDraining {
+        // ABORT keeps its ACK: the client is leaving anyway.
+        if isDraining && option != NBDProtocol.optAbort {
             answerWhileStopping(option, context: context)
             return
         }
@@ -113,17 +114,14 @@ extension NBDConnectionHandler {
         processInbound(context: context)
     }
 
-    /// Answers one option of a stopping server, then closes.
+    /// Answers one option (not ABORT, which is answered as always) of a
+    /// stopping server, then closes.
     private func answerWhileStopping(_ option: UInt32, context: ChannelHandlerContext) {
         switch option {
         case NBDProtocol.optExportName:
             // Cannot carry an error (proto.md): hanging up is the only answer.
             logger.notice("NBD_OPT_EXPORT_NAME while the server is stopping; closing")
             closeNow(context: context)
-        case NBDProtocol.optAbort:
-            handshakeAborted = true
-            sendOptionReply(option: option, type: NBDProtocol.repAck, payload: nil, context: context)
-            closeAfterFlush(context: context)
         default:
             logger.debug("server stopping: answered option \(option) with NBD_REP_ERR_SHUTDOWN; closing")
             sendOptionError(option: option, type: NBDProtocol.repErrShutdown,

@@ -423,27 +423,12 @@ public final class CimImage: Sendable {
     /// callback gets the parent FileID, the entry and its path components
     /// (relative to where the walk starts).
     public func walk(from start: CimFileID? = nil, _ visit: (CimFileID, CimDirectoryEntry, [String]) throws -> Void) throws {
-        let origin = start ?? rootID
-        var visited = Set<CimFileID>([origin])
-        var stack: [(CimFileID, [String])] = [(origin, [])]
-        while let (dir, components) = stack.popLast() {
-            var subdirectories: [(CimFileID, [String])] = []
-            for child in try children(of: dir) {
-                let childComponents = components + [child.name]
-                try visit(dir, child, childComponents)
-                if try entry(child.fileID).isDirectory {
-                    guard visited.insert(child.fileID).inserted else {
-                        throw CimError.corrupt(path: path, offset: 0,
-                                               problem: "directory FileID \(child.fileID) is reached twice (a cycle or a hard-linked directory) at \\\(childComponents.joined(separator: "\\"))")
-                    }
-                    guard childComponents.count < CimFormat.maxPathUnits / 2 else {
-                        throw CimError.corrupt(path: path, offset: 0, problem: "directory nesting deeper than a path allows")
-                    }
-                    subdirectories.append((child.fileID, childComponents))
-                }
-            }
-            stack.append(contentsOf: subdirectories.reversed())
-        }
+        try traverse(from: start, origin: [String](),
+                     extend: { components, child in components + [child.name] },
+                     visit: { dir, child, _, components, _ in try visit(dir, child, components) },
+                     reachedTwice: { _, child, components in
+                         "directory FileID \(child.fileID) is reached twice (a cycle or a hard-linked directory) at \\\(components.joined(separator: "\\"))"
+                     })
     }
 
     /// Visits every directory entry below `start` (default: the root) like
@@ -451,28 +436,45 @@ public final class CimImage: Sendable {
     /// `start`) instead of its path, so no path is built per entry; the
     /// callback also gets the child's file entry, decoded once for both.
     package func walkDepths(from start: CimFileID? = nil, _ visit: (CimDirectoryEntry, CimFileEntry, _ depth: Int) throws -> Void) throws {
-        let origin = start ?? rootID
+        try traverse(from: start, origin: (),
+                     extend: { _, _ in () },
+                     visit: { _, child, entry, _, depth in try visit(child, entry, depth) },
+                     reachedTwice: { dir, child, _ in
+                         "directory FileID \(child.fileID) is reached twice (a cycle or a hard-linked directory), from directory FileID \(dir)"
+                     })
+    }
+
+    /// The one traversal behind ``walk(from:_:)`` and ``walkDepths(from:_:)``:
+    /// each directory's entries in on-disk order, then its subdirectories;
+    /// every directory entered once and nesting bounded, so it always ends.
+    /// `Trail` is what a walk carries down to each entry (its path, or nothing);
+    /// `visit` gets the parent FileID, the entry, its file entry, its trail and
+    /// the depth of the parent (0 for `start`).
+    private func traverse<Trail>(from start: CimFileID?, origin: Trail,
+                                 extend: (Trail, CimDirectoryEntry) -> Trail,
+                                 visit: (CimFileID, CimDirectoryEntry, CimFileEntry, Trail, Int) throws -> Void,
+                                 reachedTwice: (CimFileID, CimDirectoryEntry, Trail) -> String) throws {
+        let originID = start ?? rootID
         var visited = [Bool](repeating: false, count: Int(maxFileID) + 1)
-        if Int(origin) < visited.count { visited[Int(origin)] = true }
-        var stack: [(CimFileID, Int)] = [(origin, 0)]
-        var subdirectories: [(CimFileID, Int)] = []
-        while let (dir, depth) = stack.popLast() {
+        if Int(originID) < visited.count { visited[Int(originID)] = true }
+        var stack: [(CimFileID, Trail, Int)] = [(originID, origin, 0)]
+        var subdirectories: [(CimFileID, Trail, Int)] = []
+        while let (dir, trail, depth) = stack.popLast() {
             subdirectories.removeAll(keepingCapacity: true)
             for child in try children(of: dir) {
+                let childTrail = extend(trail, child)
                 let entry = try self.entry(child.fileID)
-                try visit(child, entry, depth)
-                if entry.isDirectory {
-                    // children(of:) checked the FileID, so it indexes `visited`.
-                    guard !visited[Int(child.fileID)] else {
-                        throw CimError.corrupt(path: path, offset: 0,
-                                               problem: "directory FileID \(child.fileID) is reached twice (a cycle or a hard-linked directory), from directory FileID \(dir)")
-                    }
-                    visited[Int(child.fileID)] = true
-                    guard depth + 1 < CimFormat.maxPathUnits / 2 else {
-                        throw CimError.corrupt(path: path, offset: 0, problem: "directory nesting deeper than a path allows")
-                    }
-                    subdirectories.append((child.fileID, depth + 1))
+                try visit(dir, child, entry, childTrail, depth)
+                guard entry.isDirectory else { continue }
+                // children(of:) checked the FileID, so it indexes `visited`.
+                guard !visited[Int(child.fileID)] else {
+                    throw CimError.corrupt(path: path, offset: 0, problem: reachedTwice(dir, child, childTrail))
                 }
+                visited[Int(child.fileID)] = true
+                guard depth + 1 < CimFormat.maxPathUnits / 2 else {
+                    throw CimError.corrupt(path: path, offset: 0, problem: "directory nesting deeper than a path allows")
+                }
+                subdirectories.append((child.fileID, childTrail, depth + 1))
             }
             stack.append(contentsOf: subdirectories.reversed())
         }
