@@ -175,15 +175,7 @@ extension SDDLParser {
             let start = position
             while let d = peek(), d != ")" { position += 1 }
             guard peek() == ")" else { throw fail("SID( is not closed") }
-            var inner = SDDLParser(String(text[start..<position]))
-            let sid: SecurityIdentifier
-            do {
-                sid = try inner.parseSID()
-                guard inner.atEnd else { throw inner.fail("unexpected text after the SID") }
-            } catch let failure as Failure {
-                position = start + failure.offset
-                throw fail(failure.problem)
-            }
+            let sid = try parseWholeSID(String(text[start..<position]), at: start)
             position += 1
             let bytes = sid.bytes
             tokens.append(0x51)

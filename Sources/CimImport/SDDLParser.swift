@@ -68,6 +68,20 @@ struct SDDLParser {
 
     var atEnd: Bool { position >= text.count }
 
+    /// `sidText`, found at `start` of this text, as one SID and nothing
+    /// after it; a failure points into this text, not into `sidText`.
+    mutating func parseWholeSID(_ sidText: String, at start: Int) throws -> SecurityIdentifier {
+        var sidParser = SDDLParser(sidText)
+        do {
+            let sid = try sidParser.parseSID()
+            guard sidParser.atEnd else { throw sidParser.fail("unexpected text after the SID") }
+            return sid
+        } catch let failure as Failure {
+            position = start + failure.offset
+            throw fail(failure.problem)
+        }
+    }
+
     func peek(_ offset: Int = 0) -> Character? {
         position + offset < text.count ? text[position + offset] : nil
     }
@@ -249,15 +263,7 @@ struct SDDLParser {
         }
         position += 1  // ")"
         let end = position
-        var sidParser = SDDLParser(sidText)
-        let sid: SecurityIdentifier
-        do {
-            sid = try sidParser.parseSID()
-            guard sidParser.atEnd else { throw sidParser.fail("unexpected text after the SID") }
-        } catch let failure as Failure {
-            position = sidStart + failure.offset
-            throw fail(failure.problem)
-        }
+        let sid = try parseWholeSID(sidText, at: sidStart)
         position = end
         let isObject = (AccessControlEntry.accessAllowedObject...AccessControlEntry.systemAlarmObject).contains(type)
         if !isObject, objectType != nil || inheritedObjectType != nil {
