@@ -117,13 +117,12 @@ public final class CimNBDDaemon: Service, @unchecked Sendable {
         guard !attached.isEmpty else { return }
         let logger = self.logger
         let manager = self.manager
-        // The kernel cannot carry TLS: under --tls require only a Unix socket
-        // (never forced to TLS) can take the device back.
-        let plainSocket = configuration.server.tls.mode == .require ? manager.plainSocketPath : nil
         Thread.detachNewThread {
             for (guid, device, uri) in attached {
                 do {
-                    let server = try plainSocket.map { NBDServerAddress(endpoint: .unix(path: $0)) } ?? NBDServerAddress(parsing: uri)
+                    // The kernel cannot carry TLS: kernelURI is the plain Unix
+                    // socket under --tls require (with none, the nbds URI fails to parse).
+                    let server = try NBDServerAddress(parsing: manager.kernelURI(for: guid) ?? uri)
                     try NBDDeviceManager.reconnect(device, server: server, exportName: guid, connections: 1)
                     logger.notice("reconnected \(device) to \(guid)")
                 } catch {

@@ -168,7 +168,24 @@ public final class MountManager: Sendable {
     /// (`nbd+unix:///GUID?socket=PATH`), else nil (nowhere).
     public func kernelURI(for guid: String) -> String? {
         guard advertisedScheme == "nbds" else { return uri(for: guid) }
-        return plainSocketPath.map { "nbd+unix:///\(guid)?socket=\($0)" }
+        return plainSocketPath.map { "nbd+unix:///\(guid)?socket=\(Self.percentEncoded($0))" }
+    }
+
+    /// A socket path as a URI query value: `%`, `&`, `?`, `#` and the like
+    /// escaped, so that parsing the URI gives the path back unchanged.
+    private static func percentEncoded(_ path: String) -> String {
+        let hex = Array("0123456789ABCDEF".utf8)
+        var bytes: [UInt8] = []
+        for byte in path.utf8 {
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                 UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"), UInt8(ascii: "/"):
+                bytes.append(byte)
+            default:
+                bytes += [UInt8(ascii: "%"), hex[Int(byte >> 4)], hex[Int(byte & 0xF)]]
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// Mounts every record of the state file again, under the same GUIDs.
