@@ -19,19 +19,8 @@ PORT_BASE="${PORT_BASE:-21100}"
 KEEP="${KEEP:-/tmp}"
 export PATH="$PATH:/opt/swift/usr/bin"
 BIN="${1:-}"
-if [ -z "$BIN" ]; then
-    nice -n 10 swift build -c release --product cimnbd >&2
-    BIN="$(swift build -c release --show-bin-path)/cimnbd"
-fi
-
-WORK="$(mktemp -d /tmp/cimnbd-callgrind.XXXXXX)"
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+WORK_NAME=cimnbd-callgrind
+. tools/bench/nbd/common.sh
 
 # A smaller tree than run.sh's (the same kinds of files): random reads land
 # in file data, as they do there.

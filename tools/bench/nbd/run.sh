@@ -24,19 +24,8 @@ OUT="${1:-}"
 export PATH="$PATH:/opt/swift/usr/bin"
 
 BIN="${CIMNBD:-}"   # a cimnbd binary to use instead of building one
-if [ -z "$BIN" ]; then
-    nice -n 10 swift build -c release --product cimnbd >&2
-    BIN="$(swift build -c release --show-bin-path)/cimnbd"
-fi
-
-WORK="$(mktemp -d /tmp/cimnbd-nbd-bench.XXXXXX)"
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+WORK_NAME=cimnbd-nbd-bench
+. tools/bench/nbd/common.sh
 
 # --- The tree, the CIM, the exported volume ---------------------------------
 echo "building the tree (8 x 256 MiB + 2,000 x 20 kB)..." >&2
