@@ -8,6 +8,9 @@ import Darwin
 
 /// One open file of an image (a region file, usually), read with `pread`.
 ///
+/// A harness (the fuzzer) may instead give a file's bytes in memory
+/// (``init(path:unownedContents:size:)``); such a file has no descriptor.
+///
 /// The file stays open for the life of the object, so the bytes served come
 /// from the inode that was opened even if the name is replaced. The identity
 /// recorded at open time (device, inode, size, mtime) can be re-checked with
@@ -16,7 +19,8 @@ import Darwin
 public final class RegionFile: @unchecked Sendable, CustomStringConvertible {
     /// The path the file was opened by.
     public let path: String
-    /// The open descriptor. Valid until the object is deinitialized.
+    /// The open descriptor. Valid until the object is deinitialized; -1 for
+    /// a file held in memory.
     public let fileDescriptor: Int32
     /// The size in bytes at open time.
     public let size: UInt64
@@ -24,6 +28,8 @@ public final class RegionFile: @unchecked Sendable, CustomStringConvertible {
     private let inode: UInt64
     private let modificationSeconds: Int
     private let modificationNanoseconds: Int
+    /// The bytes of a file held in memory (past their end, up to ``size``, zeros); nil for a real file.
+    private let contents: UnsafeRawBufferPointer?
 
     /// Opens `path` read-only.
     public init(path: String) throws {
@@ -51,9 +57,42 @@ public final class RegionFile: @unchecked Sendable, CustomStringConvertible {
         self.inode = UInt64(st.st_ino)
         self.modificationSeconds = Int(st.st_mtim.tv_sec)
         self.modificationNanoseconds = Int(st.st_mtim.tv_nsec)
+        self.contents = nil
     }
 
-    deinit { close(fileDescriptor) }
+    /// A file held in memory, named `path` in errors: `contents`, then zeros
+    /// up to `size` (at least `contents.count`). `contents` is not copied:
+    /// it must stay valid and unchanged for the life of the object. For
+    /// harnesses that feed the reader bytes instead of files: the fuzzer
+    /// opens thousands of images a second, and writing each to files (or
+    /// allocating its bytes anew) would cost more than reading it.
+    @_spi(Harness)
+    public init(path: String, unownedContents contents: UnsafeRawBufferPointer, size: UInt64) {
+        self.path = path
+        self.fileDescriptor = -1
+        self.size = max(size, UInt64(contents.count))
+        self.device = 0
+        self.inode = 0
+        self.modificationSeconds = 0
+        self.modificationNanoseconds = 0
+        self.contents = contents
+    }
+
+    deinit {
+        if fileDescriptor >= 0 { close(fileDescriptor) }
+    }
+
+    /// Copies `buffer.count` bytes at `offset` of a file held in memory
+    /// (the caller has checked the range against ``size``).
+    private func copy(_ contents: UnsafeRawBufferPointer, into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) {
+        guard let base = buffer.baseAddress else { return }
+        let stored = UInt64(contents.count)
+        let copied = offset < stored ? Int(min(stored - offset, UInt64(buffer.count))) : 0
+        if copied > 0, let from = contents.baseAddress {
+            base.copyMemory(from: from + Int(offset), byteCount: copied)
+        }
+        if copied < buffer.count { (base + copied).initializeMemory(as: UInt8.self, repeating: 0, count: buffer.count - copied) }
+    }
 
     public var description: String { path }
 
@@ -69,6 +108,7 @@ public final class RegionFile: @unchecked Sendable, CustomStringConvertible {
         guard offset <= size, UInt64(buffer.count) <= size - offset else {
             throw CimError.outOfBounds(path: path, offset: offset, length: UInt64(buffer.count), fileSize: size, what: "read")
         }
+        if let contents { return copy(contents, into: buffer, at: offset) }
         var done = 0
         while done < buffer.count {
             guard let base = buffer.baseAddress else { return }
@@ -91,6 +131,10 @@ public final class RegionFile: @unchecked Sendable, CustomStringConvertible {
     /// thread that may block.
     public func readWithoutBlocking(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws -> Bool {
         guard buffer.count > 0 else { return true }
+        if contents != nil {
+            try read(into: buffer, at: offset)
+            return true
+        }
         guard let preadv2 = Self.preadv2, let base = buffer.baseAddress else { return false }
         try checkContentUnchanged()
         guard offset <= size, UInt64(buffer.count) <= size - offset else {
@@ -145,6 +189,7 @@ public final class RegionFile: @unchecked Sendable, CustomStringConvertible {
     /// cheap enough for every read, and what callers that send the descriptor's
     /// bytes with `sendfile` must call first).
     public func checkContentUnchanged() throws {
+        guard contents == nil else { return }
         var st = stat()
         if fstat(fileDescriptor, &st) != 0 {
             throw CimError.io(path: path, offset: 0, errno: errno, what: "fstat")
@@ -161,6 +206,7 @@ public final class RegionFile: @unchecked Sendable, CustomStringConvertible {
     /// opened file (not replaced by a rename).
     public func checkUnchanged() throws {
         try checkContentUnchanged()
+        guard contents == nil else { return }
         var byName = stat()
         if stat(path, &byName) == 0 {
             if UInt64(byName.st_dev) != device || UInt64(byName.st_ino) != inode {

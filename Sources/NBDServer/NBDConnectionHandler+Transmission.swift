@@ -127,7 +127,7 @@ extension NBDConnectionHandler {
                 return
             }
         }
-        let future = threadPool.runIfActive(eventLoop: context.eventLoop) {
+        let future = blockingWork.run(on: context.eventLoop) {
             try ReadReplyPlan.build(volume: volume, offset: offset, length: length, options: options)
         }
         future.assumeIsolated().whenComplete { [self] result in
@@ -277,7 +277,7 @@ extension NBDConnectionHandler {
         let volume = export.volume
         let offset = request.offset
         let length = UInt64(request.length)
-        let future = threadPool.runIfActive(eventLoop: context.eventLoop) {
+        let future = blockingWork.run(on: context.eventLoop) {
             try volume.blockStatus(offset: offset, length: length)
         }
         future.assumeIsolated().whenComplete { [self] result in
@@ -332,7 +332,7 @@ extension NBDConnectionHandler {
         let volume = export.volume
         let offset = request.offset
         let length = UInt64(request.length)
-        let future = threadPool.runIfActive(eventLoop: context.eventLoop) {
+        let future = blockingWork.run(on: context.eventLoop) {
             guard length > 0 else { return }
             // Prefetch: ask the kernel to read file-backed data ahead. Metadata
             // and zeros are generated, so there is nothing to warm for them.

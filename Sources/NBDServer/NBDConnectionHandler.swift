@@ -40,7 +40,7 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
 
     let registry: ExportRegistry
     let configuration: NBDServerConfiguration
-    let threadPool: NIOThreadPool
+    let blockingWork: BlockingWork
     var logger: Logger
     let metrics: (any NBDServerMetrics)?
     /// Where this connection's requests are counted, once in transmission.
@@ -90,11 +90,16 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
     /// The context id given to `base:allocation` by NBD_OPT_SET_META_CONTEXT.
     static let baseAllocationContextID: UInt32 = 1
 
-    init(registry: ExportRegistry, configuration: NBDServerConfiguration, threadPool: NIOThreadPool, logger: Logger,
+    convenience init(registry: ExportRegistry, configuration: NBDServerConfiguration, threadPool: NIOThreadPool, logger: Logger,
+                     metrics: (any NBDServerMetrics)? = nil) {
+        self.init(registry: registry, configuration: configuration, blockingWork: .pool(threadPool), logger: logger, metrics: metrics)
+    }
+
+    init(registry: ExportRegistry, configuration: NBDServerConfiguration, blockingWork: BlockingWork, logger: Logger,
          metrics: (any NBDServerMetrics)? = nil) {
         self.registry = registry
         self.configuration = configuration
-        self.threadPool = threadPool
+        self.blockingWork = blockingWork
         self.logger = logger
         self.metrics = metrics
     }

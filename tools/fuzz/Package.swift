@@ -19,7 +19,7 @@ let package = Package(
             name: "FuzzCimReader",
             dependencies: [.product(name: "CimFS", package: "cimnbd")]
         ),
-        // One NBD session against the real connection handler on a socketpair.
+        // One NBD session against the real connection handler on an EmbeddedChannel.
         .target(
             name: "NBDFuzzSession",
             dependencies: [
@@ -27,7 +27,7 @@ let package = Package(
                 .product(name: "VolumeSynth", package: "cimnbd"),
                 .product(name: "NBDServer", package: "cimnbd"),
                 .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -104,7 +104,11 @@ extension CimImage {
     /// Calls `body` with consecutive chunks of the whole stream.
     public func forEachChunk(of stream: CimStream, fileID: CimFileID = 0, chunkSize: Int = 1 << 20,
                              _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
-        var buffer = [UInt8](repeating: 0, count: chunkSize)
+        guard stream.length > 0 else { return }
+        // No bigger than the stream: most files are small, and a fresh 1 MiB
+        // buffer each (zeroed, often a new mapping) would cost more than their bytes.
+        let size = Int(min(UInt64(max(1, chunkSize)), stream.length))
+        var buffer = [UInt8](repeating: 0, count: size)
         var offset: UInt64 = 0
         while offset < stream.length {
             let n = try buffer.withUnsafeMutableBytes { try read(stream, at: offset, into: $0, fileID: fileID) }

@@ -71,8 +71,17 @@ public final class CimImage: Sendable {
     }
 
     /// Opens the image whose `.cim` file is at `path`.
-    public init(path: String) throws {
-        let cimFile = try RegionFile(path: path)
+    public convenience init(path: String) throws {
+        try self.init(path: path, opening: { try RegionFile(path: $0) })
+    }
+
+    /// Opens the image whose `.cim` file is at `path`, getting it and its
+    /// region files from `open` (given each file's path) instead of the file
+    /// system: for harnesses that hold an image in memory
+    /// (``RegionFile/init(path:contents:size:)``).
+    @_spi(Harness)
+    public init(path: String, opening open: (String) throws -> RegionFile) throws {
+        let cimFile = try open(path)
         let slash = path.lastIndex(of: "/")
         self.path = path
         self.directory = slash.map { String(path[..<$0]) }.flatMap { $0.isEmpty ? "/" : $0 } ?? "."
@@ -120,7 +129,7 @@ public final class CimImage: Sendable {
         for set in parents + [(regionSet, ownRegionCount)] {
             for index in 0..<set.count {
                 let regionPath = (slash == nil ? "" : directory + "/") + CimFormat.regionFileName(set: set.guid, index: index)
-                let file = try RegionFile(path: regionPath)
+                let file = try open(regionPath)
                 try CimImage.checkRegionHeader(file)
                 regionFiles.append(file)
             }

@@ -1,4 +1,4 @@
-import CimFS
+@_spi(Harness) import CimFS
 
 // libFuzzer target: the CIM reader on an image given as bytes (format in
 // CimFuzzInput). Opens the image, walks the tree and, for every entry met,
@@ -8,7 +8,7 @@ import CimFS
 // a sanitizer report is a finding.
 
 // libFuzzer calls the target from one thread only.
-nonisolated(unsafe) private let workspace = CimFuzzWorkspace()
+nonisolated(unsafe) private let arena = CimFuzzArena()
 
 /// Entries visited per input: enough for every fixture, bounded so that one
 /// input with millions of FileIDs costs no more than a few milliseconds.
@@ -27,10 +27,10 @@ nonisolated(unsafe) private var streamsSeen = 0
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzCimReader(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
     let input = CimFuzzInput(UnsafeRawBufferPointer(start: start, count: count))
-    guard workspace.lay(out: input) else { return 0 }
+    guard let files = CimFuzzImageFiles(input, in: arena) else { return 0 }
     let image: CimImage
     do {
-        image = try CimImage(path: workspace.imagePath)
+        image = try CimImage(path: CimFuzzImageFiles.imagePath, opening: files.open)
     } catch {
         _ = "\(error)"  // error messages quote input bytes: format them too
         return 0

@@ -3,8 +3,8 @@ import NBDFuzzSession
 // libFuzzer target: the NBD transmission phase. The first input byte picks a
 // fixed handshake (NBDFuzzSession.handshake(mode:): NO_ZEROES, structured
 // replies, base:allocation, NBD_OPT_GO or NBD_OPT_EXPORT_NAME); the rest is
-// sent as requests on the export. The real connection handler answers on a
-// socketpair; a crash, a trap, a sanitizer report or a request never
+// sent as requests on the export. The real connection handler answers in an
+// EmbeddedChannel; a crash, a trap, a sanitizer report or a request never
 // answered is a finding.
 
 @_cdecl("LLVMFuzzerTestOneInput")

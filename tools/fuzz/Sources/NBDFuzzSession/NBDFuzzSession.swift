@@ -1,7 +1,7 @@
 import Logging
 @testable import NBDServer
 import NIOCore
-import NIOPosix
+import NIOEmbedded
 
 #if canImport(Glibc)
 import Glibc
@@ -11,42 +11,37 @@ import Musl
 
 /// Plays one client session against the server's real `NBDConnectionHandler`.
 ///
-/// The handler runs on a real event loop, on one end of a socketpair, with a
-/// real thread pool for its reads, exactly as `NBDServer` sets it up for a
-/// Unix-socket client. (NIO's `EmbeddedChannel` cannot host it: its event
-/// loop must only be touched from its own thread, and the handler completes
-/// reads from the thread pool.) The client is a second channel on the other
-/// end of the socketpair, on the same event loop (``SessionClientHandler``):
-/// it writes the input, half-closes, and reads until the server closes.
-/// ``SessionEndHandler`` makes the server close only once every accepted
-/// request is answered, so replies are not lost to the end of input.
+/// The handler sits in an `EmbeddedChannel` and does its blocking work
+/// (volume reads that are not page-cached, block status) inline, on the
+/// fuzzer's thread (``BlockingWork/inline``), so a whole session is a few
+/// function calls: no socket, no event-loop thread, no thread hop per
+/// request. The input is delivered in pieces of ``pieceSize`` bytes, so
+/// messages are also met cut in two, as a socket delivers them; what the
+/// server writes is taken out after every piece and counted (a file region,
+/// which a socket would `sendfile`, counts its length).
 ///
-/// The whole session runs on the loop's thread; the fuzzer's thread only
-/// hands it over and waits for the result. Hops between threads are what a
-/// session costs (on a busy machine each wake-up may wait for a time slice),
-/// so there are two per session, plus one round trip to the pool per
-/// request that reads the volume.
-public final class NBDFuzzSession: Sendable {
+/// At the end of input every request the server accepted must have been
+/// answered: with no thread pool in between, a reply still missing then is
+/// one that will never come, and that is a finding (a trap). The one request
+/// exempt is a WRITE still waiting for its payload.
+public final class NBDFuzzSession {
     /// One session per process, built on first use (the export takes a few ms).
-    public static let shared = NBDFuzzSession()
+    /// libFuzzer calls the target from one thread only.
+    nonisolated(unsafe) public static let shared = NBDFuzzSession()
 
-    /// A session that has not ended after this long is a finding: the server
-    /// stopped answering a client that is still reading.
-    public static let deadlineSeconds: Int64 = 10
+    /// Bytes handed to the handler per `channelRead`: prime, so that the cuts
+    /// fall at every offset within the 28-byte request headers and options.
+    public static let pieceSize = 509
 
-    private let group: MultiThreadedEventLoopGroup
-    private let threadPool: NIOThreadPool
     private let registry = ExportRegistry()
     private let configuration: NBDServerConfiguration
     private let logger = Logger(label: "cimnbd.fuzz", factory: { _ in DiscardingLogHandler() })
 
     private init() {
-        group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        threadPool = NIOThreadPool(numberOfThreads: 1)
-        threadPool.start()
-        // The defaults, except a smaller largest READ (256 KiB instead of
-        // 32 MiB) so that one input costs microseconds, not milliseconds.
-        configuration = NBDServerConfiguration(eventLoopThreads: 1, blockingIOThreads: 1, maximumPayloadSize: 256 * 1024)
+        // The defaults, except a smaller largest READ (64 KiB instead of
+        // 32 MiB: still above the 16 KiB from which file data is sent with
+        // sendfile) so that one input costs microseconds, not milliseconds.
+        configuration = NBDServerConfiguration(eventLoopThreads: 1, blockingIOThreads: 1, maximumPayloadSize: 64 * 1024)
         let base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp"
         do {
             try FuzzExport.register(in: registry, directory: "\(base)/cimnbd-fuzz-nbd-\(getpid())")
@@ -95,54 +90,47 @@ public final class NBDFuzzSession: Sendable {
     }
 
     /// Sends `bytes` as everything a client says after the greeting, then
-    /// half-closes and reads until the server closes. Returns the number of
-    /// bytes the server sent (greeting included).
+    /// ends the input. Returns the number of bytes the server sent (greeting
+    /// included).
     @discardableResult
     public func run(_ bytes: UnsafeRawBufferPointer) -> Int {
-        var pair: [Int32] = [-1, -1]
-        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) == 0 else {
-            fatalError("socketpair failed: errno \(errno)")
-        }
-        let (serverSocket, clientSocket) = (pair[0], pair[1])
-        let input = ByteBuffer(bytes: bytes)
-        let loop = group.next()
-        let session = loop.flatSubmit { [self] () -> EventLoopFuture<Int> in
-            let deadline = loop.scheduleTask(in: .seconds(Self.deadlineSeconds)) {
-                fatalError("the NBD session did not end within \(Self.deadlineSeconds) s (\(input.readableBytes) bytes of input)")
-            }
-            let server = ClientBootstrap(group: loop)
-                .channelOption(.allowRemoteHalfClosure, value: true)
-                .channelInitializer { [self] channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        let handler = NBDConnectionHandler(registry: registry, configuration: configuration,
-                                                           threadPool: threadPool, logger: logger)
-                        try channel.pipeline.syncOperations.addHandler(handler)
-                        try channel.pipeline.syncOperations.addHandler(SessionEndHandler(connection: handler))
-                    }
-                }
-                .withConnectedSocket(serverSocket)
-            let ended = loop.makePromise(of: Int.self)
-            let client = ClientBootstrap(group: loop)
-                .channelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(SessionClientHandler(input: input, ended: ended))
-                    }
-                }
-                .withConnectedSocket(clientSocket)
-            client.whenFailure { ended.fail($0) }
-            // The client has seen the server's end of file; the server's
-            // channel is closed (or closing) by then.
-            return ended.futureResult.and(server).flatMap { received, channel in
-                channel.closeFuture.map {
-                    deadline.cancel()
-                    return received
-                }
+        let channel = EmbeddedChannel()
+        let handler = NBDConnectionHandler(registry: registry, configuration: configuration,
+                                           blockingWork: .inline, logger: logger)
+        var sent = 0
+        func collect() {
+            channel.embeddedEventLoop.run()
+            while let data = try? channel.readOutbound(as: IOData.self) {
+                sent += data.readableBytes
             }
         }
         do {
-            return try session.wait()
+            try channel.pipeline.syncOperations.addHandler(handler)
+            // Becomes active as an accepted Unix-socket connection does: the greeting goes out.
+            try channel.connect(to: SocketAddress(unixDomainSocketPath: "/cimnbd-fuzz")).wait()
         } catch {
-            fatalError("the fuzz session failed: \(error)")
+            fatalError("the fuzz channel did not start: \(error)")
         }
+        collect()
+        var rest = bytes[...]
+        while !rest.isEmpty && channel.isActive {
+            let piece = rest.prefix(Self.pieceSize)
+            rest = rest.dropFirst(piece.count)
+            do {
+                try channel.writeInbound(ByteBuffer(bytes: UnsafeRawBufferPointer(rebasing: piece)))
+            } catch {
+                break  // the server closed the connection: the rest is not read
+            }
+            collect()
+        }
+        if channel.isActive {
+            let waitingForPayload = handler.discardRemaining > 0 ? 1 : 0
+            if handler.inFlight - waitingForPayload > 0 {
+                fatalError("\(handler.inFlight) requests still unanswered at the end of input (\(bytes.count) bytes)")
+            }
+        }
+        _ = try? channel.finish(acceptAlreadyClosed: true)
+        collect()
+        return sent
     }
 }
