@@ -78,7 +78,7 @@ public final class CimImage: Sendable {
     /// Opens the image whose `.cim` file is at `path`, getting it and its
     /// region files from `open` (given each file's path) instead of the file
     /// system: for harnesses that hold an image in memory
-    /// (``RegionFile/init(path:contents:size:)``).
+    /// (``RegionFile/init(path:unownedContents:size:)``).
     @_spi(Harness)
     public init(path: String, opening open: (String) throws -> RegionFile) throws {
         let cimFile = try open(path)

@@ -6,68 +6,40 @@ import Glibc
 import Musl
 #endif
 
-/// The files of one fuzz input, held in memory as the reader's
-/// ``RegionFile``s (``RegionFile/init(path:unownedContents:size:)``): a
-/// `.cim` and its region files under the names the reader will ask for.
-/// Nothing touches the file system, and the bytes live in buffers allocated
-/// once per process (``CimFuzzArena``), so an input costs what reading it costs.
-struct CimFuzzImageFiles {
-    /// Never created: the names only address the files in memory.
-    static let directory = "/cimnbd-fuzz"
-    static let imagePath = "\(directory)/fuzz.cim"
+/// The files of one fuzz input, handed to the reader from memory as
+/// ``RegionFile``s (``RegionFile/init(path:unownedContents:size:)``) through
+/// `CimImage(path:opening:)`. The first file the reader opens (the `.cim`) is
+/// the input's first file; each region file it asks for next, in its own
+/// order (parents' sets, then the image's own), is the input's next file. So
+/// the harness knows nothing of the header, and a file asked for beyond the
+/// input's last is missing, as on disk. Nothing touches the file system, and
+/// the bytes live in buffers allocated once per process (``CimFuzzArena``),
+/// so an input costs what reading it costs.
+final class CimFuzzImageFiles {
+    /// Never created: the path only names the image in errors.
+    static let imagePath = "/cimnbd-fuzz/fuzz.cim"
 
-    private var files: [String: RegionFile] = [:]
+    private let input: CimFuzzInput
+    private let arena: CimFuzzArena
+    /// Files handed out so far, which is also the index of the next.
+    private var opened = 0
 
-    /// Lays out `input` in `arena`, whose buffers it uses until the next
-    /// input is laid out; nil when the input holds no file at all.
+    /// `input`'s files, laid out in `arena` as the reader opens them (the
+    /// arena's buffers are reused by the next input); nil when the input
+    /// holds no file at all.
     init?(_ input: CimFuzzInput, in arena: CimFuzzArena) {
-        guard let cimFile = input.files.first else { return nil }
-        let cim = RegionFile(path: Self.imagePath, unownedContents: arena.fill(0, with: cimFile.patches), size: UInt64(cimFile.size))
-        files[Self.imagePath] = cim
-        let names = Self.regionNames(cim, limit: input.files.count - 1)
-        for (index, (file, name)) in zip(input.files.dropFirst(), names).enumerated() {
-            let path = "\(Self.directory)/\(name)"
-            files[path] = RegionFile(path: path, unownedContents: arena.fill(index + 1, with: file.patches), size: UInt64(file.size))
-        }
+        guard !input.files.isEmpty else { return nil }
+        self.input = input
+        self.arena = arena
     }
 
-    /// The file at `path`, as `CimImage` opens it; a name the input gave no
-    /// file for is missing, as on disk.
+    /// The next file of the input, as the file at `path`.
     func open(_ path: String) throws -> RegionFile {
-        guard let file = files[path] else { throw CimError.missingFile(path: path) }
-        return file
-    }
-
-    /// The region file names the reader will open for `cim`, in its order
-    /// (parents' sets, then the image's own), at most `limit` of them. Reads
-    /// the header fields itself: the region set at 32 (GUID, u16 count at
-    /// 48), the parent count at 70 and the parents' sets from 72, 24 bytes
-    /// each. Stops at `limit` names: a fuzzed header may claim 65,535 parents.
-    private static func regionNames(_ cim: RegionFile, limit: Int) -> [String] {
-        guard limit > 0, let header = try? cim.read(at: 0, length: CimFormat.filesystemHeaderSize) else { return [] }
-        var names: [String] = []
-        /// Adds the names of the set at `offset` of `raw`; false once `limit` is reached.
-        func addSet(_ raw: UnsafeRawBufferPointer, at offset: Int) -> Bool {
-            let count = Int(raw[offset + 16]) | Int(raw[offset + 17]) << 8
-            guard count > 0 else { return true }
-            guard let guid = CimGUID(bytes: Array(raw[offset..<(offset + 16)])) else { return false }
-            for index in 0..<count {
-                guard names.count < limit else { return false }
-                names.append(CimFormat.regionFileName(set: guid, index: index))
-            }
-            return names.count < limit
-        }
-        let parentCount = Int(header[70]) | Int(header[71]) << 8
-        var parentSet = [UInt8](repeating: 0, count: CimFormat.regionSetSize)
-        for index in 0..<parentCount {
-            let offset = UInt64(CimFormat.filesystemHeaderSize + index * CimFormat.regionSetSize)
-            let complete = parentSet.withUnsafeMutableBytes { buffer in
-                (try? cim.read(into: buffer, at: offset)) != nil
-            }
-            guard complete, parentSet.withUnsafeBytes({ addSet($0, at: 0) }) else { return names }
-        }
-        _ = header.withUnsafeBytes { addSet($0, at: 32) }
-        return names
+        guard opened < input.files.count else { throw CimError.missingFile(path: path) }
+        let file = input.files[opened]
+        let contents = arena.fill(opened, with: file.patches)
+        opened += 1
+        return RegionFile(path: path, unownedContents: contents, size: UInt64(file.size))
     }
 }
 
