@@ -143,7 +143,7 @@ extension NBDConnectionHandler {
     private func sendReadReply(_ request: NBDRequest, plan: ReadReplyPlan, context: ChannelHandlerContext) {
         let allocator = context.channel.allocator
         var writes: [IOData] = []
-        var borrowed: [(NIOFileHandle, RegionFile)] = []
+        var sentFiles: [RegionFile] = []
 
         func appendParts(_ parts: [ReadReplyPlan.Part]) {
             for part in parts {
@@ -157,11 +157,8 @@ extension NBDConnectionHandler {
                         count -= piece
                     }
                 case .file(let file, let offset, let length):
-                    // A non-owning handle on the RegionFile's descriptor: ownership is
-                    // taken back (without closing) once the write completes, and the
-                    // RegionFile is kept alive until then, so the fd stays valid.
-                    let handle = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: file.fileDescriptor)
-                    borrowed.append((handle, file))
+                    let handle = sendfileFiles.beginReply(file)
+                    sentFiles.append(file)
                     let start = Int(offset)
                     writes.append(.fileRegion(FileRegion(fileHandle: handle, readerIndex: start, endIndex: start + length)))
                 }
@@ -174,12 +171,13 @@ extension NBDConnectionHandler {
                 if case .data(_, _, let parts) = chunk { appendParts(parts) }
             }
         } else {
-            // A content chunk sent with sendfile could still fail mid-way, so it
-            // must not carry the done flag: a NONE chunk ends the reply instead.
-            let doneSeparately = plan.usesSendfile
+            // The last chunk carries the done flag, also when its data goes by
+            // sendfile: a sendfile failing mid-way leaves the stream cut inside
+            // a chunk, which only a disconnect can answer (proto.md), done flag
+            // or not, so a separate NONE chunk would only cost a tiny packet.
             for (index, chunk) in plan.chunks.enumerated() {
                 let isLast = index == plan.chunks.count - 1
-                let flags: UInt16 = (isLast && !doneSeparately) ? NBDProtocol.replyFlagDone : 0
+                let flags: UInt16 = isLast ? NBDProtocol.replyFlagDone : 0
                 var header = allocator.buffer(capacity: 32)
                 switch chunk {
                 case .data(let offset, let length, let parts):
@@ -196,63 +194,66 @@ extension NBDConnectionHandler {
                     writes.append(.byteBuffer(header))
                 }
             }
-            if doneSeparately || plan.chunks.isEmpty {
+            if plan.chunks.isEmpty {
                 writes.append(.byteBuffer(NBDWireEncoding.structuredDone(handle: request.handle, allocator: allocator)))
             }
         }
-        // sendfile cannot carry the reply header with the data; cork the TCP
-        // socket so header and data leave in full segments instead of a tiny
-        // header packet per reply (TCP_NODELAY is on). Uncorking pushes the tail.
-        let cork = !borrowed.isEmpty && isTCP
-        if cork { setCork(true, context: context) }
+        guard !sentFiles.isEmpty else {
+            writeReply(writes, answering: request, context: context)
+            return
+        }
+        // sendfile cannot carry a reply header with its data, and TCP_NODELAY
+        // is on: uncorked, every header would leave as a tiny packet of its
+        // own. So the socket stays corked (only full segments leave) while
+        // replies with file data are being written, and is uncorked, which
+        // pushes the tail, when the last of them is out.
+        if isTCP && !isCorked {
+            isCorked = true
+            setCork(true, context: context)
+        }
         let future = writeReply(writes, answering: request, context: context)
-        if cork { setCork(false, context: context) }
-        if !borrowed.isEmpty {
-            watchSendfile(future, files: borrowed.map(\.1), context: context)
-            future.assumeIsolated().whenComplete { [logger] result in
-                if case .failure(let error) = result {
-                    logger.warning("sending file data failed: \(error)")
-                }
-                for (handle, file) in borrowed {
-                    withExtendedLifetime(file) {
-                        _ = try? handle.takeDescriptorOwnership()
-                    }
-                }
+        startSendfileWatch(context: context)
+        future.assumeIsolated().whenComplete { [self] result in
+            if case .failure(let error) = result {
+                logger.warning("sending file data failed: \(error)")
+            }
+            for file in sentFiles {
+                sendfileFiles.endReply(file)
+            }
+            if isCorked && sendfileFiles.isEmpty {
+                isCorked = false
+                setCork(false, context: context)
             }
         }
     }
 
-    /// How often a pending sendfile reply is checked by ``watchSendfile``.
+    /// How often files being sent are checked by ``startSendfileWatch(context:)``.
     static let sendfileWatchInterval = TimeAmount.seconds(1)
 
     /// Guards against a file that shrinks after it was checked: `sendfile` then
     /// returns 0 at the new end of file, which NIO treats as "try again", so the
-    /// reply would never finish and the event loop would spin. While the write
-    /// is pending, re-check the files now and then; if one changed, close the
-    /// connection (proto.md: an error after a success header means hard disconnect).
-    private func watchSendfile(_ write: EventLoopFuture<Void>, files: [RegionFile], context: ChannelHandlerContext) {
-        final class Flag { var done = false }
-        let finished = Flag()
-        write.assumeIsolated().whenComplete { _ in finished.done = true }
-        func schedule() {
-            context.eventLoop.assumeIsolated().scheduleTask(in: Self.sendfileWatchInterval) { [self] in
-                guard !finished.done, context.channel.isActive else { return }
-                for file in files {
-                    do {
-                        try file.checkContentUnchanged()
-                    } catch {
-                        logger.error("file changed while being sent, closing connection: \(error)")
-                        context.close(promise: nil)
-                        return
-                    }
-                }
-                schedule()
+    /// reply would never finish and the event loop would spin. While replies
+    /// with file data are pending, the connection re-checks their files every
+    /// ``sendfileWatchInterval``; if one changed, it closes (proto.md: an error
+    /// after a success header means hard disconnect). One timer per
+    /// connection, not one per reply.
+    private func startSendfileWatch(context: ChannelHandlerContext) {
+        guard sendfileWatch == nil else { return }
+        sendfileWatch = context.eventLoop.assumeIsolated().scheduleTask(in: Self.sendfileWatchInterval) { [self] in
+            sendfileWatch = nil
+            guard !sendfileFiles.isEmpty, context.channel.isActive else { return }
+            do {
+                try sendfileFiles.checkUnchanged()
+            } catch {
+                logger.error("file changed while being sent, closing connection: \(error)")
+                context.close(promise: nil)
+                return
             }
+            startSendfileWatch(context: context)
         }
-        schedule()
     }
 
-    private func setCork(_ on: Bool, context: ChannelHandlerContext) {
+    func setCork(_ on: Bool, context: ChannelHandlerContext) {
         let option = ChannelOptions.Types.SocketOption(level: SocketOptionLevel(IPPROTO_TCP), name: TCP_CORK)
         // Only an optimisation: a failure changes nothing about correctness.
         try? context.channel.syncOptions?.setOption(option, value: on ? 1 : 0)

@@ -75,6 +75,12 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
     var tlsActive = false
     /// True once the TLS handshake completed.
     var tlsEstablished = false
+    /// Files of replies being sent with sendfile, and their handles.
+    var sendfileFiles = SendfileFiles()
+    /// The re-check of ``sendfileFiles`` while replies with file data are pending.
+    var sendfileWatch: Scheduled<Void>?
+    /// TCP_CORK is set: while replies with file data are being written.
+    var isCorked = false
 
     // Negotiated state.
     var clientNoZeroes = false
@@ -132,6 +138,8 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
     func channelInactive(context: ChannelHandlerContext) {
         handshakeTimeout?.cancel()
         handshakeTimeout = nil
+        sendfileWatch?.cancel()
+        sendfileWatch = nil
         drainDeadline?.cancel()
         drainDeadline = nil
         if let export {

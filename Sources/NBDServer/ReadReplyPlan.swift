@@ -10,12 +10,14 @@ import Musl
 import Darwin
 #endif
 
-/// The payload of a READ reply, prepared off the event loop.
+/// The payload of a READ reply: byte buffers, shared zero buffers, and
+/// `sendfile` of large file-backed pieces.
 ///
-/// Everything that may block (`segments`, `pread` of metadata and small file
-/// pieces, file identity checks) happens in ``build(export:offset:length:options:)``
-/// on the blocking-I/O pool. What is left for the event loop is writing: byte
-/// buffers, shared zero buffers, and `sendfile` of large file-backed pieces.
+/// Page-cached data is planned on the event loop
+/// (``buildWithoutBlocking(volume:offset:length:options:)``); everything that
+/// may wait for the disk (`segments` of files not mapped yet, `pread` of
+/// metadata and of pieces not cached) happens in
+/// ``build(volume:offset:length:options:)`` on the blocking-I/O pool.
 struct ReadReplyPlan: Sendable {
     /// One piece of a data payload, in order.
     enum Part: Sendable {
@@ -49,17 +51,6 @@ struct ReadReplyPlan: Sendable {
 
     var chunks: [Chunk]
 
-    /// True when some part is sent with `sendfile`, after which an I/O error can
-    /// only be reported by disconnecting.
-    var usesSendfile: Bool {
-        chunks.contains { chunk in
-            if case .data(_, _, let parts) = chunk {
-                return parts.contains { if case .file = $0 { return true } else { return false } }
-            }
-            return false
-        }
-    }
-
     /// Plans the reply for `[offset, offset + length)`, which the caller has
     /// checked lies inside the volume. Blocking: call on the I/O pool.
     static func build(volume: any Volume, offset: UInt64, length: Int, options: Options) throws -> ReadReplyPlan {
@@ -73,9 +64,10 @@ struct ReadReplyPlan: Sendable {
 
     /// Like ``build(volume:offset:length:options:)``, but nil instead of doing
     /// anything that may wait for the disk: for the event loop, which serves
-    /// page-cached data at once and leaves the rest to the I/O pool. Parts that
-    /// would be sent with `sendfile` are left to the pool too (it starts their
-    /// readahead; `sendfile` of pages not cached would stall the loop).
+    /// page-cached data at once and leaves the rest to the I/O pool. Parts to
+    /// be sent with `sendfile` stay here only when ``PageCache`` finds all
+    /// their pages resident (`sendfile` of pages not cached would stall the
+    /// loop; the pool starts their readahead instead).
     static func buildWithoutBlocking(volume: any Volume, offset: UInt64, length: Int, options: Options) throws -> ReadReplyPlan? {
         guard let segments = try volume.segmentsWithoutBlocking(offset: offset, length: UInt64(length)) else { return nil }
         do {
@@ -119,7 +111,11 @@ struct ReadReplyPlan: Sendable {
                 builder.addCopy(length: len)
             case .file(let file, let fileOffset, _):
                 if options.useSendfile && len >= options.sendfileMinimumLength {
-                    guard blocking else { return nil }
+                    // On the event loop only pages already cached: sendfile of
+                    // others would wait for the disk there.
+                    if !blocking && !PageCache.isResident(fileDescriptor: file.fileDescriptor, offset: fileOffset, length: len) {
+                        return nil
+                    }
                     if checkedFiles.insert(ObjectIdentifier(file)).inserted {
                         // sendfile bypasses Volume.read and its checks: a file that
                         // changed under us must fail the read, not send mixed bytes.
@@ -130,9 +126,11 @@ struct ReadReplyPlan: Sendable {
                     guard !overflow, end <= file.size, fileOffset <= UInt64(Int.max) else {
                         throw VolumeError.io("segment \(fileOffset)+\(len) is outside \(file.path) (\(file.size) bytes)")
                     }
-                    // Start the page-cache fill now so the sendfile on the event loop
-                    // finds the pages resident instead of blocking on the disk.
-                    _ = posix_fadvise(file.fileDescriptor, off_t(fileOffset), off_t(len), Int32(POSIX_FADV_WILLNEED))
+                    if blocking {
+                        // Start the page-cache fill now so the sendfile on the event loop
+                        // finds the pages resident instead of blocking on the disk.
+                        _ = posix_fadvise(file.fileDescriptor, off_t(fileOffset), off_t(len), Int32(POSIX_FADV_WILLNEED))
+                    }
                     try builder.addFile(file, offset: fileOffset, length: len)
                 } else {
                     builder.addCopy(length: len)
