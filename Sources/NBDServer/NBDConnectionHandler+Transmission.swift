@@ -253,7 +253,7 @@ extension NBDConnectionHandler {
         }
     }
 
-    func setCork(_ on: Bool, context: ChannelHandlerContext) {
+    private func setCork(_ on: Bool, context: ChannelHandlerContext) {
         let option = ChannelOptions.Types.SocketOption(level: SocketOptionLevel(IPPROTO_TCP), name: TCP_CORK)
         // Only an optimisation: a failure changes nothing about correctness.
         try? context.channel.syncOptions?.setOption(option, value: on ? 1 : 0)
