@@ -144,6 +144,8 @@ extension NBDConnectionHandler {
         let allocator = context.channel.allocator
         var writes: [IOData] = []
         var sentFiles: [RegionFile] = []
+        // No reply with file data pending: the socket is not corked.
+        let firstFileReply = sendfileFiles.isEmpty
 
         func appendParts(_ parts: [ReadReplyPlan.Part]) {
             for part in parts {
@@ -207,8 +209,7 @@ extension NBDConnectionHandler {
         // own. So the socket stays corked (only full segments leave) while
         // replies with file data are being written, and is uncorked, which
         // pushes the tail, when the last of them is out.
-        if isTCP && !isCorked {
-            isCorked = true
+        if isTCP && firstFileReply {
             setCork(true, context: context)
         }
         let future = writeReply(writes, answering: request, context: context)
@@ -220,8 +221,7 @@ extension NBDConnectionHandler {
             for file in sentFiles {
                 sendfileFiles.endReply(file)
             }
-            if isCorked && sendfileFiles.isEmpty {
-                isCorked = false
+            if isTCP && sendfileFiles.isEmpty {
                 setCork(false, context: context)
             }
         }

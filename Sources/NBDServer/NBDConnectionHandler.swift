@@ -75,12 +75,11 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
     var tlsActive = false
     /// True once the TLS handshake completed.
     var tlsEstablished = false
-    /// Files of replies being sent with sendfile, and their handles.
+    /// Files of replies being sent with sendfile, and their handles. On TCP
+    /// the socket is corked exactly while this is not empty.
     var sendfileFiles = SendfileFiles()
     /// The re-check of ``sendfileFiles`` while replies with file data are pending.
     var sendfileWatch: Scheduled<Void>?
-    /// TCP_CORK is set: while replies with file data are being written.
-    var isCorked = false
 
     // Negotiated state.
     var clientNoZeroes = false

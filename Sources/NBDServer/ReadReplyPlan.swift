@@ -111,6 +111,12 @@ struct ReadReplyPlan: Sendable {
                 builder.addCopy(length: len)
             case .file(let file, let fileOffset, _):
                 if options.useSendfile && len >= options.sendfileMinimumLength {
+                    // The range comes from the image's data runs: checked
+                    // before it reaches a system call.
+                    let (end, overflow) = fileOffset.addingReportingOverflow(len)
+                    guard !overflow, end <= file.size, fileOffset <= UInt64(Int.max) else {
+                        throw VolumeError.io("segment \(fileOffset)+\(len) is outside \(file.path) (\(file.size) bytes)")
+                    }
                     // On the event loop only pages already cached: sendfile of
                     // others would wait for the disk there.
                     if !blocking && !PageCache.isResident(fileDescriptor: file.fileDescriptor, offset: fileOffset, length: len) {
@@ -121,10 +127,6 @@ struct ReadReplyPlan: Sendable {
                         // changed under us must fail the read, not send mixed bytes.
                         // The same check as RegionFile.read (fstat only, no path lookup).
                         try file.checkContentUnchanged()
-                    }
-                    let (end, overflow) = fileOffset.addingReportingOverflow(len)
-                    guard !overflow, end <= file.size, fileOffset <= UInt64(Int.max) else {
-                        throw VolumeError.io("segment \(fileOffset)+\(len) is outside \(file.path) (\(file.size) bytes)")
                     }
                     if blocking {
                         // Start the page-cache fill now so the sendfile on the event loop
