@@ -8,7 +8,8 @@
 #   - server CPU per 4 KiB read: utime+stime (/proc/PID/stat) over the
 #     iodepth-16 fio run divided by the requests fio completed
 #   - cimnbd's RSS at the start and end of a 60 s fio run
-# Medians of ROUNDS runs; ratios are cimnbd / the best peer.
+# Medians of ROUNDS rounds (each server measured once per round, in turn);
+# ratios are cimnbd / the best peer.
 #
 # Usage: tools/bench/nbd/run.sh [OUTPUT_FILE]
 #   ROUNDS=3 FIO_SECONDS=8 RSS_SECONDS=60 PORT_BASE=21000 CIMNBD=binary (environment)
@@ -109,32 +110,34 @@ fio_run() {
         '.jobs[0].read | "\(.iops) \(.clat_ns.percentile["99.000000"] / 1000) \($ticks / $hz * 1e6 / .total_ios)"' "$WORK/fio.json"
 }
 
-declare -A RESULT
-measure() {  # NAME URI PID
-    local name="$1" uri="$2" pid="$3" metric values
-    echo "measuring $name..." >&2
-    warm
+# Every figure is measured once per server per round, the servers taking
+# turns, so that a noisy minute of this shared machine falls on all of them
+# rather than on whichever server happened to be measured then.
+SERVERS=(cimnbd nbdkit qemu-nbd)
+declare -A URI=([cimnbd]="$CIMNBD_URI" [nbdkit]="$NBDKIT_URI" [qemu-nbd]="$QEMU_URI")
+declare -A PID=([cimnbd]="$CIMNBD_PID" [nbdkit]="$NBDKIT_PID" [qemu-nbd]="$QEMU_PID")
+declare -A SAMPLES RESULT
+LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
+warm
+for round in $(seq "$ROUNDS"); do
+    echo "round $round of $ROUNDS..." >&2
     for connections in 4 1; do
-        values=""
-        for _ in $(seq "$ROUNDS"); do values+="$(copy_rate "$uri" "$connections")"$'\n'; done
-        RESULT[$name,copy$connections]="$(echo -n "$values" | median)"
+        for name in "${SERVERS[@]}"; do
+            SAMPLES[$name,copy$connections]+="$(copy_rate "${URI[$name]}" "$connections")"$'\n'
+        done
     done
     for depth in 16 1; do
-        local iops="" p99="" cpu=""
-        for _ in $(seq "$ROUNDS"); do
-            read -r a b c < <(fio_run "$uri" "$depth" "$FIO_SECONDS" "$pid")
-            iops+="$a"$'\n'; p99+="$b"$'\n'; cpu+="$c"$'\n'
+        for name in "${SERVERS[@]}"; do
+            read -r a b c < <(fio_run "${URI[$name]}" "$depth" "$FIO_SECONDS" "${PID[$name]}")
+            SAMPLES[$name,iops$depth]+="$a"$'\n'
+            SAMPLES[$name,p99_$depth]+="$b"$'\n'
+            SAMPLES[$name,cpu$depth]+="$c"$'\n'
         done
-        RESULT[$name,iops$depth]="$(echo -n "$iops" | median)"
-        RESULT[$name,p99_$depth]="$(echo -n "$p99" | median)"
-        RESULT[$name,cpu$depth]="$(echo -n "$cpu" | median)"
     done
-}
-
-LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
-measure cimnbd "$CIMNBD_URI" "$CIMNBD_PID"
-measure nbdkit "$NBDKIT_URI" "$NBDKIT_PID"
-measure qemu-nbd "$QEMU_URI" "$QEMU_PID"
+done
+for key in "${!SAMPLES[@]}"; do
+    RESULT[$key]="$(echo -n "${SAMPLES[$key]}" | median)"
+done
 
 echo "cimnbd RSS over a ${RSS_SECONDS} s fio run..." >&2
 RSS_START="$(rss_kib "$CIMNBD_PID")"
@@ -159,7 +162,7 @@ row() {  # LABEL KEY FORMAT [min]
     echo "# NBD read path, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, commit $(git rev-parse --short HEAD)"
     echo
     echo "Volume: $SIZE bytes (8 x 256 MiB + 2,000 x 20 kB files), page cache warm;"
-    echo "medians of $ROUNDS runs; fio runs ${FIO_SECONDS} s each. Load average at start: $LOAD_START, at end: $LOAD_END."
+    echo "medians of $ROUNDS rounds, the servers taking turns within each; fio runs ${FIO_SECONDS} s each. Load average at start: $LOAD_START, at end: $LOAD_END."
     echo
     echo "| figure | cimnbd | nbdkit | qemu-nbd | cimnbd / best peer |"
     echo "|---|---|---|---|---|"
@@ -174,5 +177,7 @@ row() {  # LABEL KEY FORMAT [min]
     echo
     awk -v c="${RESULT[cimnbd,cpu16]}" -v k="${RESULT[nbdkit,cpu16]}" \
         'BEGIN {printf "Server CPU per 4 KiB read at iodepth 16, cimnbd / nbdkit: %.2f (target <= 0.8)\n", c / k}'
+    awk -v c="${RESULT[cimnbd,cpu1]}" -v k="${RESULT[nbdkit,cpu1]}" \
+        'BEGIN {printf "Server CPU per 4 KiB read at iodepth 1, cimnbd / nbdkit: %.2f\n", c / k}'
     echo "cimnbd RSS over a ${RSS_SECONDS} s fio run (iodepth 16): start ${RSS_START} KiB, end ${RSS_END} KiB"
 } | tee ${OUT:+"$OUT"}
