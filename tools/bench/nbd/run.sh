@@ -4,7 +4,8 @@
 # on the ext4 volume `cimnbd export` writes from the same CIM), page cache warm.
 #
 #   - nbdcopy to null:, 4 and 1 connections (GiB/s)
-#   - fio nbd engine, 4 KiB randread, iodepth 16 and 1 (IOPS, p99 latency)
+#   - fio nbd engine, 4 KiB randread, iodepth 16 and 1 (IOPS, p99 latency), and
+#     iodepth 1 once more with fio and the server pinned to core 0 (taskset)
 #   - server CPU per 4 KiB read: utime+stime (/proc/PID/stat) over the
 #     iodepth-16 fio run divided by the requests fio completed
 #   - cimnbd's RSS at the start and end of a 60 s fio run
@@ -103,7 +104,7 @@ fio_run() {
     local before after
     before="$(cpu_ticks "$4")"
     # --output: fio prints "connected to NBD server" on stdout.
-    fio --output="$WORK/fio.json" --output-format=json --name=randread --ioengine=nbd --uri="$1" --rw=randread --bs=4k \
+    ${FIO_PREFIX:-} fio --output="$WORK/fio.json" --output-format=json --name=randread --ioengine=nbd --uri="$1" --rw=randread --bs=4k \
         --iodepth="$2" --runtime="$3" --time_based --norandommap --randrepeat=0 --percentile_list=99
     after="$(cpu_ticks "$4")"
     jq -r --argjson ticks "$((after - before))" --argjson hz "$TICK" \
@@ -133,6 +134,18 @@ for round in $(seq "$ROUNDS"); do
             SAMPLES[$name,p99_$depth]+="$b"$'\n'
             SAMPLES[$name,cpu$depth]+="$c"$'\n'
         done
+    done
+    # iodepth 1 again with fio and every thread of the server on core 0: one
+    # request at a time is mostly two wake-ups, and on this virtual machine a
+    # wake-up across cores costs some 30 µs, so the free-running figure says
+    # how often the scheduler happened to put client and server together.
+    for name in "${SERVERS[@]}"; do
+        taskset -a -p -c 0 "${PID[$name]}" > /dev/null
+        read -r a b c < <(FIO_PREFIX="taskset -c 0" fio_run "${URI[$name]}" 1 "$FIO_SECONDS" "${PID[$name]}")
+        taskset -a -p -c "0-$(($(nproc) - 1))" "${PID[$name]}" > /dev/null
+        SAMPLES[$name,iops1pin]+="$a"$'\n'
+        SAMPLES[$name,p99_1pin]+="$b"$'\n'
+        SAMPLES[$name,cpu1pin]+="$c"$'\n'
     done
 done
 for key in "${!SAMPLES[@]}"; do
@@ -174,6 +187,9 @@ row() {  # LABEL KEY FORMAT [min]
     row "p99 latency, iodepth 1 (µs; ratio best peer / cimnbd)" p99_1 "%.0f" min
     row "server CPU per 4 KiB read, iodepth 16 (µs; ratio cimnbd / nbdkit below)" cpu16 "%.2f" min
     row "server CPU per 4 KiB read, iodepth 1 (µs)" cpu1 "%.2f" min
+    row "iodepth 1, fio and server on one core (IOPS)" iops1pin "%.0f"
+    row "p99 latency, iodepth 1, one core (µs; ratio best peer / cimnbd)" p99_1pin "%.0f" min
+    row "server CPU per 4 KiB read, iodepth 1, one core (µs)" cpu1pin "%.2f" min
     echo
     awk -v c="${RESULT[cimnbd,cpu16]}" -v k="${RESULT[nbdkit,cpu16]}" \
         'BEGIN {printf "Server CPU per 4 KiB read at iodepth 16, cimnbd / nbdkit: %.2f (target <= 0.8)\n", c / k}'
