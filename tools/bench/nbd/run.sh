@@ -15,7 +15,7 @@
 # Usage: tools/bench/nbd/run.sh [OUTPUT_FILE]
 #   ROUNDS=3 FIO_SECONDS=8 RSS_SECONDS=60 PORT_BASE=21000 CIMNBD=binary (environment)
 # Needs: nbdkit, qemu-nbd (qemu-utils), nbdcopy/nbdinfo (libnbd-bin), fio, jq.
-# Loopback only, ports PORT_BASE+1..+3. Takes about 8 minutes plus the build.
+# Loopback only, ports PORT_BASE+1..+3. Takes about 10 minutes plus the build.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 ROUNDS="${ROUNDS:-3}"
