@@ -99,12 +99,14 @@ copy_rate() {
     echo "$SIZE $start $end" | awk '{printf "%.3f\n", $1 / ($3 - $2) / 1073741824}'
 }
 
-# fio URI IODEPTH SECONDS PID -> "IOPS P99_US CPU_US_PER_REQUEST"
+# fio URI IODEPTH SECONDS PID [CPUS] -> "IOPS P99_US CPU_US_PER_REQUEST"
+# (with CPUS, fio runs on those cores only)
 fio_run() {
-    local before after
+    local before after pin=()
+    [ -n "${5:-}" ] && pin=(taskset -c "$5")
     before="$(cpu_ticks "$4")"
     # --output: fio prints "connected to NBD server" on stdout.
-    ${FIO_PREFIX:-} fio --output="$WORK/fio.json" --output-format=json --name=randread --ioengine=nbd --uri="$1" --rw=randread --bs=4k \
+    "${pin[@]}" fio --output="$WORK/fio.json" --output-format=json --name=randread --ioengine=nbd --uri="$1" --rw=randread --bs=4k \
         --iodepth="$2" --runtime="$3" --time_based --norandommap --randrepeat=0 --percentile_list=99
     after="$(cpu_ticks "$4")"
     jq -r --argjson ticks "$((after - before))" --argjson hz "$TICK" \
@@ -118,6 +120,15 @@ SERVERS=(cimnbd nbdkit qemu-nbd)
 declare -A URI=([cimnbd]="$CIMNBD_URI" [nbdkit]="$NBDKIT_URI" [qemu-nbd]="$QEMU_URI")
 declare -A PID=([cimnbd]="$CIMNBD_PID" [nbdkit]="$NBDKIT_PID" [qemu-nbd]="$QEMU_PID")
 declare -A SAMPLES RESULT
+# sample NAME KEY IODEPTH [CPUS]: one fio run of server NAME; its IOPS, p99
+# and CPU per read are added to the samples iopsKEY, p99_KEY and cpuKEY.
+sample() {
+    local iops p99 cpu
+    read -r iops p99 cpu < <(fio_run "${URI[$1]}" "$3" "$FIO_SECONDS" "${PID[$1]}" "${4:-}")
+    SAMPLES[$1,iops$2]+="$iops"$'\n'
+    SAMPLES[$1,p99_$2]+="$p99"$'\n'
+    SAMPLES[$1,cpu$2]+="$cpu"$'\n'
+}
 LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
 warm
 for round in $(seq "$ROUNDS"); do
@@ -128,12 +139,7 @@ for round in $(seq "$ROUNDS"); do
         done
     done
     for depth in 16 1; do
-        for name in "${SERVERS[@]}"; do
-            read -r a b c < <(fio_run "${URI[$name]}" "$depth" "$FIO_SECONDS" "${PID[$name]}")
-            SAMPLES[$name,iops$depth]+="$a"$'\n'
-            SAMPLES[$name,p99_$depth]+="$b"$'\n'
-            SAMPLES[$name,cpu$depth]+="$c"$'\n'
-        done
+        for name in "${SERVERS[@]}"; do sample "$name" "$depth" "$depth"; done
     done
     # iodepth 1 again with fio and every thread of the server on core 0: one
     # request at a time is mostly two wake-ups, and on this virtual machine a
@@ -141,11 +147,8 @@ for round in $(seq "$ROUNDS"); do
     # how often the scheduler happened to put client and server together.
     for name in "${SERVERS[@]}"; do
         taskset -a -p -c 0 "${PID[$name]}" > /dev/null
-        read -r a b c < <(FIO_PREFIX="taskset -c 0" fio_run "${URI[$name]}" 1 "$FIO_SECONDS" "${PID[$name]}")
+        sample "$name" 1pin 1 0
         taskset -a -p -c "0-$(($(nproc) - 1))" "${PID[$name]}" > /dev/null
-        SAMPLES[$name,iops1pin]+="$a"$'\n'
-        SAMPLES[$name,p99_1pin]+="$b"$'\n'
-        SAMPLES[$name,cpu1pin]+="$c"$'\n'
     done
 done
 for key in "${!SAMPLES[@]}"; do
