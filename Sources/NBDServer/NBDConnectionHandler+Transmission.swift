@@ -106,7 +106,7 @@ extension NBDConnectionHandler {
         let options = ReadReplyPlan.Options(
             allowHoles: structuredReplies && !dontFragment,
             // A TLS handler takes bytes only: file regions cannot pass it.
-            useSendfile: configuration.useSendfile && !tlsActive,
+            useSendfile: sendfileToPeer && !tlsActive,
             sendfileMinimumLength: configuration.sendfileMinimumLength,
             blockSize: UInt64(configuration.minimumBlockSize)
         )
@@ -118,7 +118,8 @@ extension NBDConnectionHandler {
         // wait for the disk goes to the pool.
         if configuration.readsOnEventLoop {
             do {
-                if let plan = try ReadReplyPlan.buildWithoutBlocking(volume: volume, offset: offset, length: length, options: options) {
+                if let plan = try ReadReplyPlan.buildWithoutBlocking(volume: volume, offset: offset, length: length, options: options,
+                                                                       buffers: readBuffers) {
                     sendReadReply(request, plan: plan, context: context)
                     return
                 }
@@ -144,6 +145,7 @@ extension NBDConnectionHandler {
         let allocator = context.channel.allocator
         var writes: [IOData] = []
         var sentFiles: [RegionFile] = []
+        var poolableBuffers: [ByteBuffer] = []
         // No reply with file data pending: the socket is not corked.
         let firstFileReply = sendfileFiles.isEmpty
 
@@ -152,6 +154,7 @@ extension NBDConnectionHandler {
                 switch part {
                 case .bytes(let buffer):
                     writes.append(.byteBuffer(buffer))
+                    if buffer.capacity >= readBuffers.minimumCapacity { poolableBuffers.append(buffer) }
                 case .zeros(var count):
                     while count > 0 {
                         let piece = min(count, Self.zeroBuffer.readableBytes)
@@ -201,7 +204,12 @@ extension NBDConnectionHandler {
             }
         }
         guard !sentFiles.isEmpty else {
-            writeReply(writes, answering: request, context: context)
+            let written = writeReply(writes, answering: request, context: context)
+            if !poolableBuffers.isEmpty {
+                written.assumeIsolated().whenComplete { [self, poolableBuffers] _ in
+                    for buffer in poolableBuffers { readBuffers.giveBack(buffer) }
+                }
+            }
             return
         }
         // sendfile cannot carry a reply header with its data, and TCP_NODELAY

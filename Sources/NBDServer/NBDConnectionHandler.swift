@@ -70,6 +70,10 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
     var handshakeTimeout: Scheduled<Void>?
     /// True on TCP connections (TCP options apply), false on Unix sockets.
     var isTCP = false
+    /// File data may go by sendfile to this peer (``NBDServerConfiguration/sendfile``).
+    var sendfileToPeer = false
+    /// Buffers of large copied read replies, used again once written.
+    let readBuffers = ReadBufferPool(maximumSpareBytes: NBDConnectionHandler.spareReadBufferBytes)
     /// True once NBD_OPT_STARTTLS was acknowledged: a TLS handler now sits in
     /// front of this one, and everything sent or received goes through it.
     var tlsActive = false
@@ -91,6 +95,10 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
     var export: NBDExport?
     /// True when block status was negotiated for the export being served.
     var blockStatusEnabled = false
+
+    /// Most bytes of spare read buffers a connection keeps: 16 replies of
+    /// 512 KiB in flight, a common request size for sequential readers.
+    static let spareReadBufferBytes = 8 * 1024 * 1024
 
     /// The context id given to `base:allocation` by NBD_OPT_SET_META_CONTEXT.
     static let baseAllocationContextID: UInt32 = 1
@@ -117,6 +125,7 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
         case .v4, .v6: isTCP = true
         default: isTCP = false
         }
+        sendfileToPeer = configuration.sendfile.allows(peer: context.channel.remoteAddress, local: context.channel.localAddress)
         logger.debug("client connected")
         var greeting = context.channel.allocator.buffer(capacity: 18)
         greeting.writeInteger(NBDProtocol.initPasswd)

@@ -22,9 +22,10 @@ public struct NBDServerConfiguration: Sendable {
     /// Options longer than this are not even skipped: the server answers
     /// `NBD_REP_ERR_TOO_BIG` and closes the connection.
     public var maximumSkippableOptionLength: UInt32
-    /// Send file-backed data with `sendfile` (`FileRegion`) instead of copying it
-    /// through user-space buffers.
-    public var useSendfile: Bool
+    /// Which connections get file-backed data with `sendfile` (`FileRegion`)
+    /// instead of copies through user-space buffers: by default only TCP
+    /// clients on other hosts (see ``SendfileUse``).
+    public var sendfile: SendfileUse
     /// Serve reads whose bytes are at hand (page-cached file data, zeros) on
     /// the event loop, with `preadv2(RWF_NOWAIT)`; only the rest goes through
     /// the blocking-I/O pool. Off: every read takes the pool (a thread hop per
@@ -32,7 +33,7 @@ public struct NBDServerConfiguration: Sendable {
     /// `RWF_NOWAIT` blocks anyway).
     public var readsOnEventLoop: Bool
     /// File-backed pieces shorter than this are copied even when
-    /// ``useSendfile`` is on: a syscall per tiny piece costs more than a copy.
+    /// ``sendfile`` applies: a syscall per tiny piece costs more than a copy.
     public var sendfileMinimumLength: UInt64
     /// Seconds a client may spend in the handshake before it is disconnected
     /// (0 disables the limit). Stops idle sockets from pinning descriptors.
@@ -71,7 +72,7 @@ public struct NBDServerConfiguration: Sendable {
         maximumPayloadSize: UInt32 = 32 * 1024 * 1024,
         maximumOptionLength: UInt32 = 64 * 1024,
         maximumSkippableOptionLength: UInt32 = 1024 * 1024,
-        useSendfile: Bool = true,
+        sendfile: SendfileUse = .remote,
         sendfileMinimumLength: UInt64 = 16 * 1024,
         readsOnEventLoop: Bool = true,
         handshakeTimeoutSeconds: Int64 = 60,
@@ -87,7 +88,7 @@ public struct NBDServerConfiguration: Sendable {
         self.maximumPayloadSize = min(max(4096, maximumPayloadSize), 32 * 1024 * 1024)
         self.maximumOptionLength = max(8 * 1024, maximumOptionLength)
         self.maximumSkippableOptionLength = max(self.maximumOptionLength, maximumSkippableOptionLength)
-        self.useSendfile = useSendfile
+        self.sendfile = sendfile
         self.sendfileMinimumLength = sendfileMinimumLength
         self.readsOnEventLoop = readsOnEventLoop
         self.handshakeTimeoutSeconds = max(0, handshakeTimeoutSeconds)

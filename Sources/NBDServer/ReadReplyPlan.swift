@@ -55,7 +55,8 @@ struct ReadReplyPlan: Sendable {
     /// checked lies inside the volume. Blocking: call on the I/O pool.
     static func build(volume: any Volume, offset: UInt64, length: Int, options: Options) throws -> ReadReplyPlan {
         let segments = try volume.segments(offset: offset, length: UInt64(length))
-        guard let plan = try build(volume: volume, segments: segments, offset: offset, length: length, options: options, blocking: true) else {
+        guard let plan = try build(volume: volume, segments: segments, offset: offset, length: length, options: options,
+                                   blocking: true, buffers: nil) else {
             // Only a read without blocking gives up.
             throw VolumeError.io("the read of \(length) bytes at \(offset) could not be planned")
         }
@@ -67,18 +68,21 @@ struct ReadReplyPlan: Sendable {
     /// page-cached data at once and leaves the rest to the I/O pool. Parts to
     /// be sent with `sendfile` stay here only when ``PageCache`` finds all
     /// their pages resident (`sendfile` of pages not cached would stall the
-    /// loop; the pool starts their readahead instead).
-    static func buildWithoutBlocking(volume: any Volume, offset: UInt64, length: Int, options: Options) throws -> ReadReplyPlan? {
+    /// loop; the pool starts their readahead instead). Copied bytes go into
+    /// buffers from `buffers`, the connection's, when given.
+    static func buildWithoutBlocking(volume: any Volume, offset: UInt64, length: Int, options: Options,
+                                     buffers: ReadBufferPool? = nil) throws -> ReadReplyPlan? {
         guard let segments = try volume.segmentsWithoutBlocking(offset: offset, length: UInt64(length)) else { return nil }
         do {
-            return try build(volume: volume, segments: segments, offset: offset, length: length, options: options, blocking: false)
+            return try build(volume: volume, segments: segments, offset: offset, length: length, options: options,
+                             blocking: false, buffers: buffers)
         } catch is Builder.WouldBlock {
             return nil
         }
     }
 
     private static func build(volume: any Volume, segments: [VolumeSegment], offset: UInt64, length: Int,
-                              options: Options, blocking: Bool) throws -> ReadReplyPlan? {
+                              options: Options, blocking: Bool, buffers: ReadBufferPool?) throws -> ReadReplyPlan? {
         var total: UInt64 = 0
         for segment in segments {
             let (sum, overflow) = total.addingReportingOverflow(segment.length)
@@ -91,7 +95,7 @@ struct ReadReplyPlan: Sendable {
             throw VolumeError.io("volume described \(total) bytes for a \(length)-byte read at \(offset)")
         }
 
-        var builder = Builder(volume: volume, start: offset, blocking: blocking)
+        var builder = Builder(volume: volume, start: offset, blocking: blocking, buffers: buffers)
         var checkedFiles = Set<ObjectIdentifier>()
         // Neighbouring zero segments are taken as one run, so its whole blocks
         // can become one aligned hole.
@@ -153,6 +157,8 @@ struct ReadReplyPlan: Sendable {
         let volume: any Volume
         /// False: copy only what is at hand, else throw ``WouldBlock``.
         let blocking: Bool
+        /// Where copied bytes go, when the caller keeps buffers; else malloc.
+        let buffers: ReadBufferPool?
         var cursor: UInt64
         var chunks: [Chunk] = []
         var dataStart: UInt64
@@ -162,9 +168,10 @@ struct ReadReplyPlan: Sendable {
         var pendingCopyStart: UInt64 = 0
         var pendingCopyLength = 0
 
-        init(volume: any Volume, start: UInt64, blocking: Bool) {
+        init(volume: any Volume, start: UInt64, blocking: Bool, buffers: ReadBufferPool?) {
             self.volume = volume
             self.blocking = blocking
+            self.buffers = buffers
             self.cursor = start
             self.dataStart = start
         }
@@ -222,7 +229,7 @@ struct ReadReplyPlan: Sendable {
 
         private mutating func flushCopy() throws {
             guard pendingCopyLength > 0 else { return }
-            var buffer = ByteBufferAllocator().buffer(capacity: pendingCopyLength)
+            var buffer = buffers?.take(capacity: pendingCopyLength) ?? ByteBufferAllocator().buffer(capacity: pendingCopyLength)
             let start = pendingCopyStart
             let count = pendingCopyLength
             let volume = self.volume

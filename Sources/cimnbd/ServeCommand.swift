@@ -82,6 +82,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Flag(name: .customLong("reads-on-io-pool"), help: "Serve every read from the blocking-I/O thread pool, as before cimnbd served page-cached reads on the event loop (more CPU per request; for comparison, or storage where RWF_NOWAIT blocks). Example: cimnbd serve --reads-on-io-pool")
     var readsOnIOPool = false
 
+    @Option(name: .long, help: ArgumentHelp("When file data goes to the socket with sendfile instead of being copied (pread, then write): 'remote' (default) for TCP clients on other hosts only, since a client on this host (loopback, this host's own address, a Unix socket) receives copies faster and with less CPU; 'always' on every connection without TLS; 'never'. Example: --sendfile always", valueName: "WHEN"))
+    var sendfile: SendfileUse = .remote
+
     @Flag(name: .customLong("no-demo"), help: "Do not mount the built-in demo image when nothing else is mounted.")
     var noDemo = false
 
@@ -170,6 +173,7 @@ struct ServeCommand: AsyncParsableCommand {
         var serverConfiguration = NBDServerConfiguration(handshakeTimeoutSeconds: handshakeTimeout, maximumConnections: maxConnections,
                                                          allowedClients: allowed, tls: serverTLS)
         serverConfiguration.readsOnEventLoop = !readsOnIOPool
+        serverConfiguration.sendfile = sendfile
         if serverTLS.mode != .require, activation?.nbdSockets.isEmpty ?? true {
             for address in addresses where !ServeCommand.isLoopback(address) {
                 logger.warning("listening on \(address) beyond loopback without --tls require: any client that can reach it may list and read every export (use --tls require, or --allow CIDR to limit who may connect)")
@@ -244,3 +248,5 @@ struct ServeCommand: AsyncParsableCommand {
         }
     }
 }
+
+extension SendfileUse: ExpressibleByArgument {}

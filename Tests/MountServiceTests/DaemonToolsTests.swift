@@ -106,13 +106,21 @@ final class DaemonToolsTests: XCTestCase {
         XCTAssertTrue(r.stdout.contains("ro"), r.stdout)
     }
 
+    /// Both ways file data leaves the daemon: copied (the default over
+    /// loopback) and by sendfile (`--sendfile always`).
     func testTruncatedRegionFileGivesEIOAndOtherExportsKeepServing() throws {
+        for mode in ["remote", "always"] {
+            try checkTruncatedRegionFileGivesEIO(sendfile: mode)
+        }
+    }
+
+    private func checkTruncatedRegionFileGivesEIO(sendfile mode: String) throws {
         let nbdfuse = try require("nbdfuse"), nbdcopy = try require("nbdcopy")
         guard FileManager.default.fileExists(atPath: "/dev/fuse") else { throw XCTSkip("needs /dev/fuse") }
-        let d = try DaemonHarness(label: "truncate")
+        let d = try DaemonHarness(label: "truncate-\(mode)")
         let damaged = try d.makeImage(name: "damaged")
         let healthy = try d.makeImage(name: "healthy")
-        try d.start()
+        try d.start(extra: ["--sendfile", mode])
         XCTAssertEqual(try d.control(["mount", damaged, "damaged.cim", "--volume-id", guid]).status, 0)
         XCTAssertEqual(try d.control(["mount", healthy, "healthy.cim", "--volume-id", other]).status, 0)
         // A client reading the export before and after the damage.
@@ -127,14 +135,14 @@ final class DaemonToolsTests: XCTestCase {
         let (region, _) = CimFormat.split(regionOffset: big.dataOffset)
         XCTAssertEqual(truncate(image.regions[Int(region)].path, 4096), 0)
         r = try DaemonHarness.run("/bin/dd", ["if=\(fuse)/nbd", "of=/dev/null", "bs=1M", "iflag=direct"])
-        XCTAssertNotEqual(r.status, 0, "reads of changed data must fail")
-        XCTAssertTrue(r.stderr.contains("Input/output error"), r.stderr)
+        XCTAssertNotEqual(r.status, 0, "--sendfile \(mode): reads of changed data must fail")
+        XCTAssertTrue(r.stderr.contains("Input/output error"), "--sendfile \(mode): \(r.stderr)")
         // The daemon is up and the other export is intact.
         r = try DaemonHarness.run(nbdcopy, [d.uri(other), d.work + "/healthy.ext4"])
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertEqual(try DaemonHarness.run("/usr/sbin/e2fsck", ["-fn", d.work + "/healthy.ext4"]).status, 0)
         XCTAssertEqual(try d.control(["list"]).status, 0)
         let log = (try? String(contentsOfFile: d.logPath, encoding: .utf8)) ?? ""
-        XCTAssertTrue(log.contains("changed while in use"), "the daemon logs the failed read")
+        XCTAssertTrue(log.contains("changed while in use"), "--sendfile \(mode): the daemon logs the failed read")
     }
 }

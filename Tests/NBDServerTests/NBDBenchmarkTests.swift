@@ -57,7 +57,7 @@ final class NBDBenchmarkTests: XCTestCase {
             try registry.add(guid: guid, volume: volume, description: "bench")
             var logger = Logger(label: "cimnbd.nbd")
             logger.logLevel = .error
-            let server = NBDServer(configuration: NBDServerConfiguration(useSendfile: sendfile), registry: registry, logger: logger)
+            let server = NBDServer(configuration: NBDServerConfiguration(sendfile: sendfile ? .always : .never), registry: registry, logger: logger)
             try await server.start(listenAddresses: [try SocketAddress(ipAddress: "127.0.0.1", port: 0)])
             let uri = "nbd://127.0.0.1:\(server.boundPorts.first ?? 0)/\(guid)"
             let rate = try Self.measure(uri: uri, bytes: volume.size, rounds: rounds)

@@ -34,7 +34,7 @@ final class TLSTests: XCTestCase {
     private func startServer(_ mode: NBDTLSMode, _ credentials: NBDServerTLS.Credentials?) async throws -> TestFixture {
         let tls = try NBDServerTLS(mode: mode, credentials: credentials)
         let fixture = try TestFixture(configuration: NBDServerConfiguration(
-            eventLoopThreads: 2, blockingIOThreads: 4, useSendfile: true, sendfileMinimumLength: 1,
+            eventLoopThreads: 2, blockingIOThreads: 4, sendfile: .always, sendfileMinimumLength: 1,
             handshakeTimeoutSeconds: 10, tls: tls))
         try await fixture.start()
         self.fixture = fixture

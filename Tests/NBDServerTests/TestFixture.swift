@@ -32,7 +32,10 @@ final class TestFixture {
     /// The zero runs of the main volume, as (offset, length).
     let mainZeroRuns: [(UInt64, UInt64)]
 
-    init(configuration: NBDServerConfiguration = NBDServerConfiguration(eventLoopThreads: 2, blockingIOThreads: 4)) throws {
+    /// The default configuration sends file data with sendfile even over
+    /// loopback (where the server would copy by default), so that the
+    /// sendfile path is the one these tests exercise.
+    init(configuration: NBDServerConfiguration = NBDServerConfiguration(eventLoopThreads: 2, blockingIOThreads: 4, sendfile: .always)) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("nbdtest-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         unixSocketPath = directory.appendingPathComponent("nbd.sock").path
