@@ -40,8 +40,11 @@ public final class NBDFuzzSession {
     private init() {
         // The defaults, except a smaller largest READ (64 KiB instead of
         // 32 MiB: still above the 16 KiB from which file data is sent with
-        // sendfile) so that one input costs microseconds, not milliseconds.
-        configuration = NBDServerConfiguration(eventLoopThreads: 1, blockingIOThreads: 1, maximumPayloadSize: 64 * 1024)
+        // sendfile) so that one input costs microseconds, not milliseconds,
+        // and sendfile always: an EmbeddedChannel has no peer address, which
+        // the default (sendfile to remote peers only) would take for a local one.
+        configuration = NBDServerConfiguration(eventLoopThreads: 1, blockingIOThreads: 1, maximumPayloadSize: 64 * 1024,
+                                               sendfile: .always)
         let base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp"
         do {
             try FuzzExport.register(in: registry, directory: "\(base)/cimnbd-fuzz-nbd-\(getpid())")
