@@ -145,7 +145,8 @@ extension NBDConnectionHandler {
         let allocator = context.channel.allocator
         var writes: [IOData] = []
         var sentFiles: [RegionFile] = []
-        var poolableBuffers: [ByteBuffer] = []
+        // Copy buffers to be filled again once this reply is written.
+        var keptBuffers: [ByteBuffer] = []
         // No reply with file data pending: the socket is not corked.
         let firstFileReply = sendfileFiles.isEmpty
 
@@ -154,7 +155,7 @@ extension NBDConnectionHandler {
                 switch part {
                 case .bytes(let buffer):
                     writes.append(.byteBuffer(buffer))
-                    if buffer.capacity >= readBuffers.minimumCapacity { poolableBuffers.append(buffer) }
+                    if readBuffers.isWorthKeeping(buffer) { keptBuffers.append(buffer) }
                 case .zeros(var count):
                     while count > 0 {
                         let piece = min(count, Self.zeroBuffer.readableBytes)
@@ -203,24 +204,21 @@ extension NBDConnectionHandler {
                 writes.append(.byteBuffer(NBDWireEncoding.structuredDone(handle: request.handle, allocator: allocator)))
             }
         }
-        guard !sentFiles.isEmpty else {
-            let written = writeReply(writes, answering: request, context: context)
-            if !poolableBuffers.isEmpty {
-                written.assumeIsolated().whenComplete { [self, poolableBuffers] _ in
-                    for buffer in poolableBuffers { readBuffers.giveBack(buffer) }
-                }
-            }
-            return
-        }
         // sendfile cannot carry a reply header with its data, and TCP_NODELAY
         // is on: uncorked, every header would leave as a tiny packet of its
         // own. So the socket stays corked (only full segments leave) while
         // replies with file data are being written, and is uncorked, which
         // pushes the tail, when the last of them is out.
-        if isTCP && firstFileReply {
+        if isTCP && firstFileReply && !sentFiles.isEmpty {
             setCork(true, context: context)
         }
         let future = writeReply(writes, answering: request, context: context)
+        if !keptBuffers.isEmpty {
+            future.assumeIsolated().whenComplete { [self, keptBuffers] _ in
+                for buffer in keptBuffers { readBuffers.giveBack(buffer) }
+            }
+        }
+        guard !sentFiles.isEmpty else { return }
         startSendfileWatch(context: context)
         future.assumeIsolated().whenComplete { [self] result in
             if case .failure(let error) = result {

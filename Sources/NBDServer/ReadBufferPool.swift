@@ -17,22 +17,20 @@ final class ReadBufferPool {
     /// Most bytes kept spare: a bound on what an idle connection holds.
     let maximumSpareBytes: Int
     private var spares: [ByteBuffer] = []
-    private var spareBytes = 0
+    /// Bytes held in spare buffers now.
+    private(set) var heldBytes = 0
 
     init(minimumCapacity: Int = 64 * 1024, maximumSpareBytes: Int) {
         self.minimumCapacity = minimumCapacity
         self.maximumSpareBytes = maximumSpareBytes
     }
 
-    /// Bytes held in spare buffers now.
-    var heldBytes: Int { spareBytes }
-
     /// An empty buffer with room for `capacity` bytes: a spare one when one
     /// is large enough, else a new one.
     func take(capacity: Int) -> ByteBuffer {
         if capacity >= minimumCapacity, let index = spares.lastIndex(where: { $0.capacity >= capacity }) {
             var buffer = spares.remove(at: index)
-            spareBytes -= buffer.capacity
+            heldBytes -= buffer.capacity
             buffer.clear()
             return buffer
         }
@@ -44,9 +42,14 @@ final class ReadBufferPool {
     /// caller must be done with it; a copy still held elsewhere (NIO's, until
     /// its write is finished) only makes the next fill copy on write.
     func giveBack(_ buffer: ByteBuffer) {
-        let capacity = buffer.capacity
-        guard capacity >= minimumCapacity, spareBytes + capacity <= maximumSpareBytes else { return }
+        guard isWorthKeeping(buffer), heldBytes + buffer.capacity <= maximumSpareBytes else { return }
         spares.append(buffer)
-        spareBytes += capacity
+        heldBytes += buffer.capacity
+    }
+
+    /// True for buffers ``giveBack(_:)`` may keep: the caller need not hold
+    /// on to the others (nor pay for remembering them).
+    func isWorthKeeping(_ buffer: ByteBuffer) -> Bool {
+        buffer.capacity >= minimumCapacity
     }
 }
