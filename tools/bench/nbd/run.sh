@@ -8,6 +8,7 @@
 #     iodepth 1 once more with fio and the server pinned to core 0 (taskset)
 #   - server CPU per 4 KiB read: utime+stime (/proc/PID/stat) over the
 #     iodepth-16 fio run divided by the requests fio completed
+#   - server thread migrations per read at iodepth 1 (perf stat, when perf is installed)
 #   - cimnbd's RSS at the start and end of a 60 s fio run
 # Medians of ROUNDS rounds (each server measured once per round, in turn);
 # ratios are cimnbd / the best peer.
@@ -85,6 +86,9 @@ for uri in "$CIMNBD_URI" "$NBDKIT_URI" "$QEMU_URI"; do
 done | sort -u | wc -l | grep -qx 1 || { echo "servers disagree on the volume's bytes" >&2; exit 1; }
 
 # --- Measurements -------------------------------------------------------------
+# perf, when installed (Debian's linux-perf), counts how often the server's
+# threads change cores: the figure behind the free-running iodepth-1 row.
+PERF="$(command -v perf || true)"
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 median() { sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
@@ -99,18 +103,30 @@ copy_rate() {
     echo "$SIZE $start $end" | awk '{printf "%.3f\n", $1 / ($3 - $2) / 1073741824}'
 }
 
-# fio URI IODEPTH SECONDS PID [CPUS] -> "IOPS P99_US CPU_US_PER_REQUEST"
-# (with CPUS, fio runs on those cores only)
+# fio URI IODEPTH SECONDS PID [CPUS]
+#   -> "IOPS P99_US CPU_US_PER_REQUEST MIGRATIONS_PER_REQUEST"
+# (with CPUS, fio runs on those cores only). The migrations are those of the
+# server's threads (the ones it starts for the connection included), as
+# `perf stat -e cpu-migrations` counts them; -1 when perf is not installed.
 fio_run() {
-    local before after pin=()
+    local before after pin=() perf_pid="" migrations=-1
     [ -n "${5:-}" ] && pin=(taskset -c "$5")
+    if [ -n "$PERF" ]; then
+        "$PERF" stat -x, -e cpu-migrations -p "$4" -o "$WORK/migrations.csv" -- sleep "$(($3 + 2))" &
+        perf_pid=$!
+    fi
     before="$(cpu_ticks "$4")"
     # --output: fio prints "connected to NBD server" on stdout.
     "${pin[@]}" fio --output="$WORK/fio.json" --output-format=json --name=randread --ioengine=nbd --uri="$1" --rw=randread --bs=4k \
         --iodepth="$2" --runtime="$3" --time_based --norandommap --randrepeat=0 --percentile_list=99
     after="$(cpu_ticks "$4")"
-    jq -r --argjson ticks "$((after - before))" --argjson hz "$TICK" \
-        '.jobs[0].read | "\(.iops) \(.clat_ns.percentile["99.000000"] / 1000) \($ticks / $hz * 1e6 / .total_ios)"' "$WORK/fio.json"
+    if [ -n "$perf_pid" ]; then
+        wait "$perf_pid"
+        migrations="$(awk -F, '$3 == "cpu-migrations" {print $1}' "$WORK/migrations.csv")"
+        [[ "$migrations" =~ ^[0-9]+$ ]] || migrations=-1  # "<not supported>", "<not counted>"
+    fi
+    jq -r --argjson ticks "$((after - before))" --argjson hz "$TICK" --argjson migrations "$migrations" \
+        '.jobs[0].read | "\(.iops) \(.clat_ns.percentile["99.000000"] / 1000) \($ticks / $hz * 1e6 / .total_ios) \(if $migrations < 0 then -1 else $migrations / .total_ios end)"' "$WORK/fio.json"
 }
 
 # Every figure is measured once per server per round, the servers taking
@@ -123,11 +139,12 @@ declare -A SAMPLES RESULT
 # sample NAME KEY IODEPTH [CPUS]: one fio run of server NAME; its IOPS, p99
 # and CPU per read are added to the samples iopsKEY, p99_KEY and cpuKEY.
 sample() {
-    local iops p99 cpu
-    read -r iops p99 cpu < <(fio_run "${URI[$1]}" "$3" "$FIO_SECONDS" "${PID[$1]}" "${4:-}")
+    local iops p99 cpu migrations
+    read -r iops p99 cpu migrations < <(fio_run "${URI[$1]}" "$3" "$FIO_SECONDS" "${PID[$1]}" "${4:-}")
     SAMPLES[$1,iops$2]+="$iops"$'\n'
     SAMPLES[$1,p99_$2]+="$p99"$'\n'
     SAMPLES[$1,cpu$2]+="$cpu"$'\n'
+    SAMPLES[$1,migr$2]+="$migrations"$'\n'
 }
 LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
 warm
@@ -198,5 +215,13 @@ row() {  # LABEL KEY FORMAT [min]
         'BEGIN {printf "Server CPU per 4 KiB read at iodepth 16, cimnbd / nbdkit: %.2f (target <= 0.8)\n", c / k}'
     awk -v c="${RESULT[cimnbd,cpu1]}" -v k="${RESULT[nbdkit,cpu1]}" \
         'BEGIN {printf "Server CPU per 4 KiB read at iodepth 1, cimnbd / nbdkit: %.2f\n", c / k}'
+    # Not a target: it says how often the scheduler moved a server's threads
+    # (for example onto the core of the client that woke them), which is what
+    # the free-running iodepth-1 figures above depend on.
+    if [ -n "$PERF" ] && [ "${RESULT[cimnbd,migr1]}" != -1 ]; then
+        echo
+        awk -v c="${RESULT[cimnbd,migr1]}" -v k="${RESULT[nbdkit,migr1]}" -v q="${RESULT[qemu-nbd,migr1]}" \
+            'BEGIN {printf "Server thread migrations per read, iodepth 1, free-running (perf stat): cimnbd %.3f, nbdkit %.3f, qemu-nbd %.3f\n\n", c, k, q}'
+    fi
     echo "cimnbd RSS over a ${RSS_SECONDS} s fio run (iodepth 16): start ${RSS_START} KiB, end ${RSS_END} KiB"
 } | tee ${OUT:+"$OUT"}
