@@ -103,17 +103,23 @@ copy_rate() {
     echo "$SIZE $start $end" | awk '{printf "%.3f\n", $1 / ($3 - $2) / 1073741824}'
 }
 
-# fio URI IODEPTH SECONDS PID [CPUS]
+# fio URI IODEPTH SECONDS PID [CPUS] [COUNT_MIGRATIONS]
 #   -> "IOPS P99_US CPU_US_PER_REQUEST MIGRATIONS_PER_REQUEST"
-# (with CPUS, fio runs on those cores only). The migrations are those of the
-# server's threads (the ones it starts for the connection included), as
-# `perf stat -e cpu-migrations` counts them; -1 when perf is not installed.
+# (with CPUS, fio runs on those cores only). With COUNT_MIGRATIONS (any
+# non-empty word) and perf installed, the migrations are those of the
+# server's threads over the run (the ones it starts for the connection
+# included), as `perf stat -e cpu-migrations` counts them; else, or when
+# perf cannot count them, -1.
 fio_run() {
     local before after pin=() perf_pid="" migrations=-1
     [ -n "${5:-}" ] && pin=(taskset -c "$5")
-    if [ -n "$PERF" ]; then
-        "$PERF" stat -x, -e cpu-migrations -p "$4" -o "$WORK/migrations.csv" -- sleep "$(($3 + 2))" &
+    if [ -n "$PERF" ] && [ -n "${6:-}" ]; then
+        # Counts until SIGINT, which it answers by writing the counts.
+        "$PERF" stat -x, -e cpu-migrations -p "$4" -o "$WORK/migrations.csv" &
         perf_pid=$!
+        # Time to attach: it follows only threads started after it has (such
+        # as nbdkit's for the connection), and says nothing when it has.
+        sleep 0.2
     fi
     before="$(cpu_ticks "$4")"
     # --output: fio prints "connected to NBD server" on stdout.
@@ -121,7 +127,8 @@ fio_run() {
         --iodepth="$2" --runtime="$3" --time_based --norandommap --randrepeat=0 --percentile_list=99
     after="$(cpu_ticks "$4")"
     if [ -n "$perf_pid" ]; then
-        wait "$perf_pid"
+        kill -INT "$perf_pid"
+        wait "$perf_pid" || true  # 130: stopped by the SIGINT
         migrations="$(awk -F, '$3 == "cpu-migrations" {print $1}' "$WORK/migrations.csv")"
         [[ "$migrations" =~ ^[0-9]+$ ]] || migrations=-1  # "<not supported>", "<not counted>"
     fi
@@ -137,14 +144,17 @@ declare -A URI=([cimnbd]="$CIMNBD_URI" [nbdkit]="$NBDKIT_URI" [qemu-nbd]="$QEMU_
 declare -A PID=([cimnbd]="$CIMNBD_PID" [nbdkit]="$NBDKIT_PID" [qemu-nbd]="$QEMU_PID")
 declare -A SAMPLES RESULT
 # sample NAME KEY IODEPTH [CPUS]: one fio run of server NAME; its IOPS, p99
-# and CPU per read are added to the samples iopsKEY, p99_KEY and cpuKEY.
+# and CPU per read are added to the samples iopsKEY, p99_KEY and cpuKEY, and
+# for KEY 1 (free-running iodepth 1, the one figure they explain) its thread
+# migrations per read to migr1.
 sample() {
-    local iops p99 cpu migrations
-    read -r iops p99 cpu migrations < <(fio_run "${URI[$1]}" "$3" "$FIO_SECONDS" "${PID[$1]}" "${4:-}")
+    local iops p99 cpu migrations count=""
+    [ "$2" = 1 ] && count=migrations
+    read -r iops p99 cpu migrations < <(fio_run "${URI[$1]}" "$3" "$FIO_SECONDS" "${PID[$1]}" "${4:-}" "$count")
     SAMPLES[$1,iops$2]+="$iops"$'\n'
     SAMPLES[$1,p99_$2]+="$p99"$'\n'
     SAMPLES[$1,cpu$2]+="$cpu"$'\n'
-    SAMPLES[$1,migr$2]+="$migrations"$'\n'
+    if [ -n "$count" ]; then SAMPLES[$1,migr1]+="$migrations"$'\n'; fi
 }
 LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
 warm
@@ -218,7 +228,7 @@ row() {  # LABEL KEY FORMAT [min]
     # Not a target: it says how often the scheduler moved a server's threads
     # (for example onto the core of the client that woke them), which is what
     # the free-running iodepth-1 figures above depend on.
-    if [ -n "$PERF" ] && [ "${RESULT[cimnbd,migr1]}" != -1 ]; then
+    if [ "${RESULT[cimnbd,migr1]}" != -1 ]; then
         echo
         awk -v c="${RESULT[cimnbd,migr1]}" -v k="${RESULT[nbdkit,migr1]}" -v q="${RESULT[qemu-nbd,migr1]}" \
             'BEGIN {printf "Server thread migrations per read, iodepth 1, free-running (perf stat): cimnbd %.3f, nbdkit %.3f, qemu-nbd %.3f\n\n", c, k, q}'
